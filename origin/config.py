@@ -1,0 +1,116 @@
+"""Every IMAGEHOST_* setting, typed, in one place.
+
+`Settings.from_env()` is the only function that reads the environment; everything
+else receives a `Settings` (or the piece of it it needs) as an argument.
+The README's configuration table lists the same names and defaults.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Mapping
+
+
+class ConfigError(ValueError):
+    """A setting has a value the origin cannot use."""
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    values = tuple(sorted({int(part) for part in text.replace(" ", "").split(",") if part}))
+    if not values or min(values) <= 0:
+        raise ConfigError(f"expected a comma-separated list of positive integers, got {text!r}")
+    return values
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"expected a boolean (1/0, true/false), got {text!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # where and how the origin listens
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 0  # 0 = one per core
+    threads: int = 4
+    data_dir: Path = Path("./var")
+    # ports
+    store: str = "local"  # local | s3
+    catalog_url: str = ""  # default: sqlite:///{data_dir}/catalog.sqlite3
+    s3_bucket: str = "imagehost"
+    s3_prefix: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    # delivery contract
+    widths: tuple[int, ...] = (150, 300, 600, 1200, 2400)
+    thumb_sizes: tuple[int, ...] = (64, 150, 300)
+    # rendering
+    render_concurrency: int = 2
+    jpeg_quality: int = 82
+    webp_quality: int = 80
+    avif_quality: int = 55
+    avif_effort: int = 2
+    record_cache_seconds: float = 2.0
+    # limits
+    max_upload_bytes: int = 20 * 1024 * 1024
+    public_base_url: str = ""
+
+    @property
+    def catalog(self) -> str:
+        return self.catalog_url or f"sqlite:///{self.data_dir / 'catalog.sqlite3'}"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_base_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        env = os.environ if environ is None else environ
+        values: dict = {}
+        for f in fields(cls):
+            name = "IMAGEHOST_" + f.name.upper()
+            if name not in env:
+                continue
+            raw = env[name]
+            try:
+                values[f.name] = _parse(f.type, raw)
+            except (ValueError, ConfigError) as exc:
+                raise ConfigError(f"{name}: {exc}") from None
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.store not in {"local", "s3"}:
+            raise ConfigError(f"IMAGEHOST_STORE must be 'local' or 's3', got {self.store!r}")
+        if not self.catalog.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ConfigError("IMAGEHOST_CATALOG_URL must start with sqlite:/// or postgresql://")
+        if not 0 <= self.avif_effort <= 9:
+            raise ConfigError("IMAGEHOST_AVIF_EFFORT must be between 0 and 9")
+        if self.render_concurrency < 1:
+            raise ConfigError("IMAGEHOST_RENDER_CONCURRENCY must be at least 1")
+
+
+def _parse(type_name: str, raw: str):
+    if type_name == "int":
+        return int(raw)
+    if type_name == "float":
+        return float(raw)
+    if type_name == "bool":
+        return _bool(raw)
+    if type_name == "Path":
+        return Path(raw)
+    if type_name.startswith("tuple[int"):
+        return _ints(raw)
+    return raw

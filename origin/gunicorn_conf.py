@@ -1,0 +1,38 @@
+"""gunicorn settings for the origin, derived from IMAGEHOST_* (used by `imagehost serve` and the Dockerfile).
+
+    gunicorn -c python:origin.gunicorn_conf 'origin.app:from_env()'
+
+gthread workers: libvips releases the GIL while it renders, so a worker's threads
+render in parallel up to IMAGEHOST_RENDER_CONCURRENCY, and keep-alive works.
+"""
+import os
+import shutil
+import tempfile
+
+from origin.config import Settings
+
+_settings = Settings.from_env()
+
+bind = os.environ.get("IMAGEHOST_BIND") or f"{_settings.host}:{_settings.port}"
+workers = _settings.workers or os.cpu_count() or 1
+threads = _settings.threads
+worker_class = "gthread"
+keepalive = 15
+timeout = 60
+graceful_timeout = 20
+accesslog = os.environ.get("IMAGEHOST_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = "info"
+proc_name = "imagehost-origin"
+
+# /metrics adds up every worker's figures from files in this directory
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="imagehost-metrics-")
+shutil.rmtree(_metrics_dir, ignore_errors=True)
+os.makedirs(_metrics_dir, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

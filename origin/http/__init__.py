@@ -1,0 +1,1 @@
+"""HTTP resources: one module per resource, errors turned into answers in errors.py."""

@@ -1,0 +1,35 @@
+"""GET/HEAD /images/{id}/{variant}: the delivery contract (see pipeline/request.py)."""
+from __future__ import annotations
+
+from origin.pipeline.request import parse
+from origin.pipeline.variants import Delivery
+
+CACHE_FOREVER = ["public", "max-age=31536000", "immutable"]
+
+
+class DeliveryResource:
+    def __init__(self, delivery: Delivery, widths: tuple[int, ...], thumb_sizes: tuple[int, ...]):
+        self.delivery = delivery
+        self.widths = widths
+        self.thumb_sizes = thumb_sizes
+
+    def on_get(self, req, resp, image_id: str, variant: str) -> None:
+        request = parse(image_id, variant, self.widths, self.thumb_sizes)
+        result = self.delivery.variant(request, req.get_header("Accept"))
+        resp.etag = result.etag
+        resp.cache_control = CACHE_FOREVER
+        if result.negotiated:
+            resp.vary = ["Accept"]
+        matches = req.if_none_match or []
+        if any(tag == "*" or tag == result.etag for tag in matches):
+            resp.status = 304
+            return
+        resp.content_type = result.content_type
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        resp.content_length = len(result.data)
+        if req.method == "HEAD":
+            return
+        resp.data = result.data
+        self.delivery.metrics.bytes_out.inc(len(result.data))
+
+    on_head = on_get

@@ -1,0 +1,1 @@
+"""Getting images in: type sniffing, header reading, storing originals."""

@@ -1,0 +1,120 @@
+"""Store an original: sniff, read its header, check it decodes, keep it, record it.
+
+Phone HEIC is HEVC-coded and libvips' own libheif cannot decode HEVC, so such a
+file is decoded once here with pillow-heif into a high-quality master (JPEG q95
+4:4:4, or PNG when it has alpha) that every later render starts from; the
+untouched original is kept beside it.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pyvips
+
+from origin import keys
+from origin.errors import TooLarge, UnsupportedImage
+from origin.formats import FORMATS
+from origin.ingest.sniff import sniff
+from origin.ports.catalog import Catalog, ImageRecord
+from origin.ports.store import Store
+
+NEEDS_MASTER = {"heic"}
+
+
+@dataclass(frozen=True)
+class Header:
+    fmt: str
+    width: int  # display width, after EXIF orientation
+    height: int
+    has_alpha: bool
+    pages: int
+
+
+@dataclass(frozen=True)
+class Decoded:
+    header: Header
+    master: bytes | None  # set when renders must start from a decoded master
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def read_header(data: bytes, fmt: str) -> Header:
+    """Dimensions, alpha and frame count from the header: no pixels are decoded."""
+    try:
+        image = pyvips.Image.new_from_buffer(data, "", access="sequential")
+    except pyvips.Error as exc:
+        raise UnsupportedImage(f"unreadable {fmt} header: {str(exc).splitlines()[0]}") from None
+    width, height = image.width, image.height
+    pages = image.get("n-pages") if image.get_typeof("n-pages") else 1
+    if pages > 1 and image.get_typeof("page-height"):
+        height = image.get("page-height")
+    orientation = image.get("orientation") if image.get_typeof("orientation") else 1
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return Header(fmt, width, height, bool(image.hasalpha()), int(pages))
+
+
+def decode(data: bytes, fmt: str) -> Decoded:
+    """Prove the whole file decodes; make a master where libvips cannot decode it itself."""
+    if fmt in NEEDS_MASTER:
+        return _heif_master(data)
+    header = read_header(data, fmt)
+    try:
+        # a cheap full pass: shrink-on-load still reads every block, and
+        # fail_on=truncated turns a short or corrupt stream into an error
+        pyvips.Image.thumbnail_buffer(data, 64, fail_on="truncated").avg()
+    except pyvips.Error as exc:
+        raise UnsupportedImage(f"the {fmt} data does not decode: {str(exc).splitlines()[0]}") from None
+    return Decoded(header, None)
+
+
+def _heif_master(data: bytes) -> Decoded:
+    import pillow_heif
+
+    try:
+        heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+        image = heif.to_pillow()  # libheif applies the rotation and mirroring boxes
+    except Exception as exc:  # pillow-heif raises plain ValueError/RuntimeError
+        raise UnsupportedImage(f"the heic data does not decode: {exc}") from None
+    has_alpha = "A" in image.getbands()
+    icc = image.info.get("icc_profile")
+    out = io.BytesIO()
+    if has_alpha:
+        image.save(out, "PNG", icc_profile=icc, compress_level=1)
+    else:
+        image.convert("RGB").save(out, "JPEG", quality=95, subsampling=0, icc_profile=icc)
+    header = Header("heic", image.width, image.height, has_alpha, 1)
+    return Decoded(header, out.getvalue())
+
+
+def ingest(data: bytes, store: Store, catalog: Catalog, *, max_bytes: int, state: str = "ready") -> ImageRecord:
+    """Store `data` as a new image and return its record."""
+    if len(data) > max_bytes:
+        raise TooLarge(f"{len(data)} bytes is over the {max_bytes}-byte limit", limit=max_bytes)
+    fmt = sniff(data[:64])
+    decoded = decode(data, fmt)
+    header = decoded.header
+    image_id = new_id()
+    store.put(keys.source_key(image_id, fmt), data, FORMATS[fmt].mime)
+    if decoded.master is not None:
+        store.put(keys.master_key(image_id, header.has_alpha), decoded.master, "")
+    record = ImageRecord(
+        id=image_id,
+        content_type=FORMATS[fmt].mime,
+        width=header.width,
+        height=header.height,
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        state=state,
+        has_alpha=header.has_alpha,
+        pages=header.pages,
+        created_at=datetime.now(timezone.utc),
+    )
+    catalog.add(record)
+    return record

@@ -1,0 +1,53 @@
+"""Prometheus metrics, built on a registry handed in.
+
+Under gunicorn several worker processes serve; `imagehost serve` sets
+PROMETHEUS_MULTIPROC_DIR so that /metrics adds up every worker's figures.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+RENDER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    renders: Counter
+    render_seconds: Histogram
+    store_lookups: Counter
+    bytes_out: Counter
+    renders_in_flight: Gauge
+    responses: Counter
+
+    def exposition(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
+    registry = registry if registry is not None else CollectorRegistry()
+    return Metrics(
+        registry=registry,
+        renders=Counter("imagehost_renders", "Variants rendered, by output format", ["format"], registry=registry),
+        render_seconds=Histogram(
+            "imagehost_render_seconds", "Time to render one variant", ["format"], buckets=RENDER_BUCKETS,
+            registry=registry,
+        ),
+        store_lookups=Counter(
+            "imagehost_store_lookups", "Variant lookups in the object store, by result", ["result"],
+            registry=registry,
+        ),
+        bytes_out=Counter("imagehost_bytes_out", "Image bytes sent in response bodies", registry=registry),
+        renders_in_flight=Gauge(
+            "imagehost_renders_in_flight", "Renders running now", multiprocess_mode="livesum", registry=registry
+        ),
+        responses=Counter("imagehost_responses", "Responses by status code", ["status"], registry=registry),
+    )

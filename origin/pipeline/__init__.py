@@ -1,0 +1,1 @@
+"""Delivery pipeline: request (path → options), negotiate (Accept → format), render."""

@@ -1,0 +1,127 @@
+"""Render: options → bytes, with libvips only.
+
+A render is a short list of named steps, each a plain function from image to
+image (the last one, `encode`, to bytes):
+
+    load      thumbnail_buffer: shrink-on-load, EXIF auto-rotate, never upscale
+    crop      square crops that keep every frame of an animation
+    colour    CMYK and other spaces to sRGB, alpha flattened for formats without it
+    encode    the output format, metadata stripped but for the ICC profile
+
+`thumbnail_buffer` lets the JPEG, WebP and HEIF loaders decode at a fraction of
+full size, so a 50-megapixel JPEG is never decoded whole for a w300 variant.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyvips
+
+from origin.errors import RenderFailed
+from origin.formats import FORMATS
+
+HUGE = 10_000_000  # "no limit" on one side of a thumbnail box
+
+
+@dataclass(frozen=True)
+class Encoding:
+    jpeg_quality: int = 82
+    webp_quality: int = 80
+    avif_quality: int = 55
+    avif_effort: int = 2
+
+    @classmethod
+    def from_settings(cls, settings) -> "Encoding":
+        return cls(settings.jpeg_quality, settings.webp_quality, settings.avif_quality, settings.avif_effort)
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    kind: str  # full | w | sq | sm
+    size: int  # target width (w), square side (sq, sm), or the source width (full)
+    fmt: str  # output format name
+    source_width: int  # display dimensions of the source (after EXIF rotation)
+    source_height: int
+    animated: bool = False  # keep every frame (the source has several, the format animates)
+
+
+def render(source: bytes, opts: RenderOptions, encoding: Encoding = Encoding()) -> bytes:
+    try:
+        image = load(source, opts)
+        image = crop(image, opts)
+        image = colour(image, opts)
+        return encode(image, opts, encoding)
+    except pyvips.Error as exc:
+        raise RenderFailed(f"could not render: {str(exc).splitlines()[0]}") from exc
+
+
+def load(source: bytes, opts: RenderOptions) -> pyvips.Image:
+    options = "n=-1" if opts.animated else ""
+    if opts.kind == "full":
+        width, height = opts.source_width, opts.source_height
+        return pyvips.Image.thumbnail_buffer(source, width, height=height, size="down", option_string=options)
+    if opts.kind == "w":
+        return pyvips.Image.thumbnail_buffer(source, opts.size, height=HUGE, size="down", option_string=options)
+    if opts.animated:
+        # libvips' own crop flattens an animation to one frame: scale so the
+        # short side fits, then `crop` cuts every frame the same way.
+        if opts.source_width >= opts.source_height:
+            return pyvips.Image.thumbnail_buffer(source, HUGE, height=opts.size, size="down", option_string=options)
+        return pyvips.Image.thumbnail_buffer(source, opts.size, height=HUGE, size="down", option_string=options)
+    interesting = "attention" if opts.kind == "sm" else "centre"
+    return pyvips.Image.thumbnail_buffer(source, opts.size, height=opts.size, size="down", crop=interesting)
+
+
+def crop(image: pyvips.Image, opts: RenderOptions) -> pyvips.Image:
+    if opts.kind not in ("sq", "sm") or not opts.animated:
+        return image
+    page_height = _page_height(image)
+    side = min(opts.size, image.width, page_height)
+    frames = [image.crop(0, i * page_height, image.width, page_height) for i in range(image.height // page_height)]
+    if opts.kind == "sm":
+        # saliency of the first frame decides where every frame is cut
+        _, meta = frames[0].smartcrop(side, side, interesting="attention", attention_x=True)
+        left = max(0, min(image.width - side, meta["attention_x"] - side // 2))
+        top = max(0, min(page_height - side, meta["attention_y"] - side // 2))
+    else:
+        left, top = (image.width - side) // 2, (page_height - side) // 2
+    out = pyvips.Image.arrayjoin([f.crop(left, top, side, side) for f in frames], across=1)
+    out = out.copy()
+    for name in ("delay", "loop", "gif-palette"):
+        if image.get_typeof(name):
+            out.set_type(image.get_typeof(name), name, image.get(name))
+    out.set_type(pyvips.GValue.gint_type, "page-height", side)
+    return out
+
+
+def colour(image: pyvips.Image, opts: RenderOptions) -> pyvips.Image:
+    if image.interpretation in ("cmyk", "lab", "labs", "lch", "xyz", "scrgb", "hsv"):
+        image = image.colourspace("srgb")
+    if image.hasalpha() and not FORMATS[opts.fmt].alpha:
+        image = image.flatten(background=[255, 255, 255])
+    return image
+
+
+def encode(image: pyvips.Image, opts: RenderOptions, enc: Encoding) -> bytes:
+    fmt = opts.fmt
+    if fmt == "jpeg":
+        return image.jpegsave_buffer(Q=enc.jpeg_quality, optimize_coding=True, keep="icc")
+    if fmt == "webp":
+        return image.webpsave_buffer(Q=enc.webp_quality, keep="icc")
+    if fmt == "avif":
+        return image.heifsave_buffer(
+            compression="av1", Q=enc.avif_quality, effort=enc.avif_effort, bitdepth=8, keep="icc"
+        )
+    if fmt == "png":
+        return image.pngsave_buffer(compression=6, keep="icc")
+    if fmt == "gif":
+        return image.gifsave_buffer(keep="icc")
+    raise ValueError(f"no encoder for {fmt}")
+
+
+def _page_height(image: pyvips.Image) -> int:
+    if image.get_typeof("page-height"):
+        page_height = image.get("page-height")
+        if 0 < page_height <= image.height and image.height % page_height == 0:
+            return page_height
+    return image.height

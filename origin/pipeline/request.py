@@ -1,0 +1,58 @@
+"""Parse a delivery path once into a `VariantRequest`.
+
+    /images/{id}/original              public original (same format; HEIC → JPEG)
+    /images/{id}/w{width}[.{fmt}]      width-resized, never upscaled
+    /images/{id}/sq{size}[.{fmt}]      square, centre crop
+    /images/{id}/sm{size}[.{fmt}]      square, smart (saliency) crop
+
+Without `.{fmt}` the format is chosen from Accept. Widths and sizes must be in
+the configured allow-lists: an unsigned URL never makes the origin render an
+arbitrary size.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from origin.errors import InvalidRequest
+from origin.formats import OUTPUT_FORMATS
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
+VARIANT_PATTERN = re.compile(r"^(?P<kind>w|sq|sm)(?P<size>[0-9]{1,6})(?:\.(?P<fmt>[a-z0-9]{1,8}))?$")
+
+
+@dataclass(frozen=True)
+class VariantRequest:
+    image_id: str
+    kind: str  # original | w | sq | sm
+    size: int | None  # None for the original
+    fmt: str | None  # None: negotiate from Accept (or keep the source's format for the original)
+
+    @property
+    def name(self) -> str:
+        return "original" if self.kind == "original" else f"{self.kind}{self.size}"
+
+
+def check_id(image_id: str) -> str:
+    if not ID_PATTERN.match(image_id):
+        raise InvalidRequest("malformed image id", image_id=image_id[:80])
+    return image_id
+
+
+def parse(image_id: str, variant: str, widths: tuple[int, ...], thumb_sizes: tuple[int, ...]) -> VariantRequest:
+    check_id(image_id)
+    if variant == "original":
+        return VariantRequest(image_id, "original", None, None)
+    match = VARIANT_PATTERN.match(variant)
+    if not match:
+        raise InvalidRequest(
+            "malformed variant: expected original, w{width}, sq{size} or sm{size}, optionally .{fmt}",
+            variant=variant[:80],
+        )
+    kind, size, fmt = match["kind"], int(match["size"]), match["fmt"]
+    allowed = widths if kind == "w" else thumb_sizes
+    if size not in allowed:
+        raise InvalidRequest(f"{kind}{size} is not an allowed size", allowed=list(allowed))
+    if fmt is not None and fmt not in OUTPUT_FORMATS:
+        raise InvalidRequest(f"unknown format {fmt!r}", allowed=list(OUTPUT_FORMATS))
+    return VariantRequest(image_id, kind, size, fmt)

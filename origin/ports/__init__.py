@@ -1,0 +1,1 @@
+"""Ports: one Protocol per outside system, one module per adapter."""

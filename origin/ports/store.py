@@ -1,0 +1,41 @@
+"""Object store port: immutable blobs under predictable keys.
+
+Adapters: `store_local.LocalStore` (embedded default) and `store_s3.S3Store`.
+Every adapter makes a `put` atomic (a reader sees the old state or the whole new
+object, never part of one), raises `KeyMissing` for an absent key and
+`origin.errors.StoreUnavailable` when the backing service cannot be reached.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from origin.errors import NotFound
+
+
+class KeyMissing(NotFound):
+    """The store has no object under this key."""
+
+    code = "key_missing"
+
+
+class Store(Protocol):
+    def get(self, key: str) -> bytes: ...
+
+    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete_prefix(self, prefix: str) -> int: ...
+
+    def ping(self) -> None: ...
+
+
+def open_store(settings) -> Store:
+    """The adapter named by IMAGEHOST_STORE."""
+    if settings.store == "s3":
+        from origin.ports.store_s3 import S3Store
+
+        return S3Store.from_settings(settings)
+    from origin.ports.store_local import LocalStore
+
+    return LocalStore(settings.store_dir)
