@@ -68,7 +68,7 @@ def decode(data: bytes, fmt: str) -> Decoded:
     try:
         # a cheap full pass: shrink-on-load still reads every block, and
         # fail_on=truncated turns a short or corrupt stream into an error
-        pyvips.Image.thumbnail_buffer(data, 64, fail_on="truncated").avg()
+        pyvips.Image.thumbnail_buffer(data, 64, option_string="fail_on=truncated").avg()
     except pyvips.Error as exc:
         raise UnsupportedImage(f"the {fmt} data does not decode: {str(exc).splitlines()[0]}") from None
     return Decoded(header, None)

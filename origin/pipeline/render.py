@@ -80,7 +80,7 @@ def crop(image: pyvips.Image, opts: RenderOptions) -> pyvips.Image:
     frames = [image.crop(0, i * page_height, image.width, page_height) for i in range(image.height // page_height)]
     if opts.kind == "sm":
         # saliency of the first frame decides where every frame is cut
-        _, meta = frames[0].smartcrop(side, side, interesting="attention", attention_x=True)
+        _, meta = frames[0].smartcrop(side, side, interesting="attention", attention_x=True, attention_y=True)
         left = max(0, min(image.width - side, meta["attention_x"] - side // 2))
         top = max(0, min(page_height - side, meta["attention_y"] - side // 2))
     else:

@@ -1,0 +1,126 @@
+"""PostgreSQL catalog through psycopg 3: the production adapter.
+
+The same table and behaviour as catalog_sqlite.py. Connections come from a small
+thread-safe pool that opens on first use, so each gunicorn worker makes its own
+after the fork. The URL may carry `options=-csearch_path=...` to pick a schema.
+A database that cannot be reached raises `CatalogUnavailable` within a few
+seconds, never a raw psycopg exception.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+
+from origin.errors import CatalogUnavailable
+from origin.ports.catalog import COLUMNS, ImageRecord, RecordMissing, check_state
+
+CONNECT_TIMEOUT = 3  # seconds, to connect and to wait for a free pooled connection
+POOL_MAX = 8
+
+SCHEMA = (
+    # concurrent first uses (several workers) must not race on CREATE TABLE
+    "SELECT pg_advisory_xact_lock(hashtext('imagehost.catalog.schema'))",
+    """CREATE TABLE IF NOT EXISTS images (
+        id TEXT PRIMARY KEY,
+        content_type TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        bytes BIGINT NOT NULL,
+        sha256 TEXT NOT NULL,
+        state TEXT NOT NULL,
+        has_alpha BOOLEAN NOT NULL DEFAULT FALSE,
+        pages INTEGER NOT NULL DEFAULT 1,
+        created_at TIMESTAMPTZ NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS images_sha256 ON images (sha256)",
+)
+
+
+def describe(url: str) -> str:
+    """host:port/dbname, never the password."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "(unparseable URL)"
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+class PostgresCatalog:
+    def __init__(self, url: str):
+        self.url = url
+        self.where = describe(url)
+        self._pool: ConnectionPool | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _errors(self):
+        try:
+            yield
+        except psycopg.OperationalError as exc:  # includes psycopg_pool.PoolTimeout
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CatalogUnavailable(f"postgres catalog {self.where}: {reason}") from exc
+
+    def _open(self) -> ConnectionPool:
+        pool = self._pool
+        if pool is not None:
+            return pool
+        # One direct connection first, outside the lock (threads must not queue behind a
+        # slow connect): it creates the schema, and an unreachable database fails now
+        # with its real reason rather than a pool timeout.
+        with self._errors(), psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT) as conn:
+            for statement in SCHEMA:
+                conn.execute(statement)
+        with self._lock:
+            if self._pool is None:
+                self._pool = ConnectionPool(
+                    self.url,
+                    min_size=1,
+                    max_size=POOL_MAX,
+                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+                    check=ConnectionPool.check_connection,  # replace connections the server closed
+                    timeout=CONNECT_TIMEOUT,
+                    name="imagehost-catalog",
+                    open=False,
+                )
+                self._pool.open()
+            return self._pool
+
+    def _run(self, sql: str, params=()) -> tuple[list[tuple], int]:
+        """Execute one statement; return its rows (if any) and its row count."""
+        pool = self._open()
+        with self._errors(), pool.connection() as conn:
+            cur = conn.execute(sql, params)
+            rows = cur.fetchall() if cur.description is not None else []
+            return rows, cur.rowcount
+
+    def add(self, record: ImageRecord) -> None:
+        check_state(record.state)
+        row = tuple(getattr(record, column) for column in COLUMNS)
+        self._run(f"INSERT INTO images ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})", row)
+
+    def get(self, image_id: str) -> ImageRecord:
+        rows, _ = self._run(f"SELECT {', '.join(COLUMNS)} FROM images WHERE id = %s", (image_id,))
+        if not rows:
+            raise RecordMissing(f"no image {image_id}")
+        return ImageRecord(**dict(zip(COLUMNS, rows[0])))
+
+    def set_state(self, image_id: str, state: str) -> None:
+        _, count = self._run("UPDATE images SET state = %s WHERE id = %s", (check_state(state), image_id))
+        if count == 0:
+            raise RecordMissing(f"no image {image_id}")
+
+    def delete(self, image_id: str) -> None:
+        self._run("DELETE FROM images WHERE id = %s", (image_id,))
+
+    def ping(self) -> None:
+        self._run("SELECT 1")
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()

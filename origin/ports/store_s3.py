@@ -1,0 +1,123 @@
+"""S3 object store through boto3: the production adapter (AWS S3, Cloudflare R2,
+GCS interoperability, MinIO).
+
+Every key lives under the configured prefix (`s3_prefix`, a folder: "a/b" means
+keys "a/b/images/..."). A PUT is atomic by nature: a reader sees the old object
+or the whole new one. An absent key raises `KeyMissing`; anything that keeps the
+store from answering (no connection, timeouts, 5xx, a missing bucket, refused
+credentials) raises `StoreUnavailable`, never a raw botocore exception.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from origin.errors import InvalidRequest, StoreUnavailable
+from origin.ports.store import KeyMissing
+
+MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
+DELETE_BATCH = 1000  # the most keys one DeleteObjects call accepts
+
+
+def client_config(path_style: bool) -> Config:
+    """Fail fast: an unreachable endpoint costs a few seconds, not minutes."""
+    options = dict(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
+    if path_style:  # MinIO, moto and most self-hosted endpoints have no virtual-host DNS
+        options["s3"] = {"addressing_style": "path"}
+    if "request_checksum_calculation" in Config.OPTION_DEFAULTS:
+        # botocore >= 1.36 adds CRC checksums to every PUT by default; R2, MinIO and
+        # other S3-compatible stores may reject them. Send them only when required.
+        options["request_checksum_calculation"] = "when_required"
+        options["response_checksum_validation"] = "when_required"
+    return Config(**options)
+
+
+class S3Store:
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str = "", region: str = "us-east-1"):
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.endpoint_url = endpoint_url or None
+        # one client per store: boto3 clients are thread-safe (sessions are not)
+        self.client = boto3.session.Session().client(
+            "s3",
+            region_name=region or None,
+            endpoint_url=self.endpoint_url,
+            config=client_config(path_style=self.endpoint_url is not None),
+        )
+
+    @classmethod
+    def from_settings(cls, settings) -> "S3Store":
+        return cls(settings.s3_bucket, settings.s3_prefix, settings.s3_endpoint_url, settings.s3_region)
+
+    def _key(self, key: str) -> str:
+        if not key or key.startswith("/"):
+            raise InvalidRequest(f"bad store key {key!r}")
+        return self.prefix + key
+
+    def _where(self, key: str = "") -> str:
+        at = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        return f"s3://{self.bucket}/{self.prefix}{key}{at}"
+
+    @contextmanager
+    def _errors(self, action: str, key: str = ""):
+        """Translate botocore's exceptions into the port's."""
+        try:
+            yield
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+            if key and code in MISSING_CODES:
+                raise KeyMissing(f"no object {key}") from None
+            message = error.get("Message") or ""
+            raise StoreUnavailable(f"s3 store: {action} {self._where(key)} failed: {code} {message}".strip()) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"s3 store: {action} {self._where(key)} failed: {exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        with self._errors("get", key):
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return response["Body"].read()
+
+    def put(self, key: str, data: bytes, content_type: str = "") -> None:
+        with self._errors("put", key):
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                ContentType=content_type or "application/octet-stream",
+            )
+
+    def exists(self, key: str) -> bool:
+        try:
+            with self._errors("head", key):
+                self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except KeyMissing:
+            return False
+        return True
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix`; return how many there were."""
+        full = self._key(prefix)  # an empty prefix is refused: never delete the whole store
+        deleted = 0
+        with self._errors("delete", prefix):
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full)
+            for page in pages:
+                keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+                for start in range(0, len(keys), DELETE_BATCH):
+                    batch = keys[start : start + DELETE_BATCH]
+                    result = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+                    if result.get("Errors"):
+                        first = result["Errors"][0]
+                        raise StoreUnavailable(
+                            f"s3 store: delete {self._where(prefix)}: {len(result['Errors'])} objects not deleted"
+                            f" ({first.get('Key')}: {first.get('Code')} {first.get('Message', '')})".rstrip()
+                        )
+                    deleted += len(batch)
+        return deleted
+
+    def ping(self) -> None:
+        with self._errors("head bucket"):
+            self.client.head_bucket(Bucket=self.bucket)

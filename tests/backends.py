@@ -1,0 +1,1 @@
+"""Fixtures for the production adapters' real backends: moto's S3 server, the local PostgreSQL."""
