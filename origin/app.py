@@ -1,44 +1,128 @@
 """Build the Falcon app from settings and ports. Where a request goes:
 
-    /images/{id}/{variant}   http/delivery.py → pipeline/request, variants, render
-    /healthz /readyz         http/health.py
-    /metrics                 http/metrics.py
-    errors                   http/errors.py (the one place they become answers)
+    /images/{id}/{variant}        http/delivery.py → pipeline/request, variants, render
+    /v1/uploads[/{id}]            http/uploads.py  → the queue → ingest/worker.py
+    /v1/images[/{id}[/original]]  http/images.py
+    /v1/review[/{id}[/preview]]   http/review.py
+    /openapi.json                 http/openapi.py
+    /healthz /readyz /metrics     http/health.py, http/metrics.py
+    errors                        http/errors.py (the one place they become answers)
 """
 from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, replace
+from functools import partial
 
 import falcon
 
 from origin.config import Settings
 from origin.errors import InvalidRequest
 from origin.http import errors
-from origin.http.delivery import DeliveryResource
+from origin.http.delivery import DeliveryResource, access_checks
 from origin.http.health import HealthResource, ReadyResource
+from origin.http.images import ImageListResource, ImageResource, OriginalDownloadResource, remove_image
 from origin.http.metrics import MetricsResource
+from origin.http.openapi import OpenApiResource
+from origin.http.review import ReviewDecisionResource, ReviewPreviewResource, ReviewQueueResource
+from origin.http.sign import SignResource
+from origin.http.uploads import LocalTarget, LocalUploadResource, S3Target, UploadsResource
 from origin.metrics import Metrics, build_metrics
 from origin.pipeline.variants import Delivery
 from origin.ports.catalog import Catalog, open_catalog
+from origin.ports.cdn import open_cdn
+from origin.ports.queue import Queue, open_queue
 from origin.ports.store import Store, open_store
+from origin.security.apikeys import ApiKeys
+from origin.security.signing import SigningKeys
+from origin.security.upload_tokens import UploadTokens
+
+log = logging.getLogger("imagehost")
+
+
+@dataclass(frozen=True)
+class Ports:
+    store: Store
+    catalog: Catalog
+    metrics: Metrics
+    queue: Queue
+    cdn: object = None  # origin.ports.cdn: purges edge caches; None when no edge is configured
 
 
 def _malformed_image_path(req, resp, **kwargs) -> None:
     raise InvalidRequest("malformed image path: expected /images/{id}/{variant}", path=req.path[:200])
 
 
-def create_app(settings: Settings, store: Store, catalog: Catalog, metrics: Metrics) -> falcon.App:
+def with_ephemeral_secrets(settings: Settings) -> Settings:
+    """A single process may run without configured secrets; `imagehost serve` always sets them."""
+    filled = {}
+    if not settings.signing_keys:
+        filled["signing_keys"] = SigningKeys.generate()
+    if not settings.webhook_secret:
+        filled["webhook_secret"] = secrets.token_urlsafe(32)
+    return replace(settings, **filled) if filled else settings
+
+
+def create_app(settings: Settings, store: Store, catalog: Catalog, metrics: Metrics, *,
+               queue: Queue | None = None, cdn=None) -> falcon.App:
+    settings = with_ephemeral_secrets(settings)
+    queue = queue if queue is not None else open_queue(settings, catalog)
     app = falcon.App(media_type=falcon.MEDIA_JSON)
     app.req_options.strip_url_path_trailing_slash = False
     errors.install(app)
+
     delivery = Delivery(store, catalog, settings, metrics)
-    app.add_route("/images/{image_id}/{variant}", DeliveryResource(delivery, settings.widths, settings.thumb_sizes))
+    app.add_route("/images/{image_id}/{variant}",
+                  DeliveryResource(delivery, settings.widths, settings.thumb_sizes, **access_checks(settings)))
     app.add_sink(_malformed_image_path, r"^/images(/|$)")
+
+    api_keys = ApiKeys.from_settings(settings)
+    signing_keys = SigningKeys.parse(settings.signing_keys)
+    tokens = UploadTokens(signing_keys.current[1] + settings.webhook_secret, settings.upload_url_seconds)
+    target = S3Target(store) if settings.store == "s3" else LocalTarget(tokens)
+    remover = partial(remove_image, store, catalog, cdn, delivery.forget)
+    app.add_route("/v1/uploads", UploadsResource(settings, catalog, api_keys, target))
+    app.add_route("/v1/uploads/{image_id}", LocalUploadResource(settings, catalog, store, queue, tokens))
+    app.add_route("/v1/images", ImageListResource(settings, catalog, api_keys))
+    app.add_route("/v1/images/{image_id}", ImageResource(settings, catalog, api_keys, remover))
+    app.add_route("/v1/images/{image_id}/original", OriginalDownloadResource(settings, catalog, api_keys, store))
+    app.add_route("/v1/review", ReviewQueueResource(settings, catalog, api_keys, signing_keys))
+    app.add_route("/v1/review/{image_id}", ReviewDecisionResource(catalog, api_keys, queue, remover))
+    app.add_route("/v1/review/{image_id}/preview", ReviewPreviewResource(settings, catalog, store, signing_keys))
+    app.add_route("/openapi.json", OpenApiResource())
+    app.add_route("/v1/sign", SignResource(settings, api_keys))
+
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(store, catalog))
     app.add_route("/metrics", MetricsResource(metrics))
     return app
 
 
+def open_ports(settings: Settings) -> Ports:
+    store = open_store(settings)
+    catalog = open_catalog(settings.catalog)
+    return Ports(store, catalog, build_metrics(), open_queue(settings, catalog), cdn=open_cdn(settings))
+
+
+def start_workers(settings: Settings, ports: Ports):
+    """In-process worker threads (the embedded default: IMAGEHOST_QUEUE=local)."""
+    from origin.ingest.worker import Pipeline, start_threads
+    from origin.ports.moderation import open_moderator
+    from origin.ports.scanner import open_scanner
+
+    moderator = open_moderator(settings.moderation)
+    if hasattr(moderator, "load"):
+        moderator.load()  # the first upload should not pay for loading the model
+    pipe = Pipeline(settings, ports.store, ports.catalog, ports.queue, open_scanner(settings), moderator,
+                    ports.metrics)
+    return start_threads(pipe, settings.worker_threads)
+
+
 def from_env() -> falcon.App:
     """The gunicorn entry point (`origin.app:from_env()`), called once in each worker."""
     settings = Settings.from_env()
-    return create_app(settings, open_store(settings), open_catalog(settings.catalog), build_metrics())
+    ports = open_ports(settings)
+    if settings.queue == "local" and settings.worker_threads > 0:
+        start_workers(settings, ports)
+    return create_app(settings, ports.store, ports.catalog, ports.metrics, queue=ports.queue, cdn=ports.cdn)

@@ -1,4 +1,4 @@
-"""The `imagehost` command: serve, ingest."""
+"""The `imagehost` command: serve, ingest, worker, setup."""
 from __future__ import annotations
 
 import argparse
@@ -11,8 +11,31 @@ from origin.config import ConfigError, Settings
 from origin.errors import ImagehostError
 
 
-def cmd_serve(settings: Settings, args) -> int:
+def prepare(settings: Settings) -> Settings:
+    """Fill empty secrets (generated once into the data dir) and start clamd when scanning is on."""
+    from origin.security import dev_secrets
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings, filled = dev_secrets.ensure(settings)
+    dev_secrets.export(settings, filled)
+    if "api_keys" in filled:
+        key = settings.api_keys.split(",")[0].split(":")[0]
+        reviewer = settings.reviewer_keys.split(",")[0].split(":")[0]
+        print(f"imagehost: development API key: {key}", flush=True)
+        print(f"imagehost: development reviewer key: {reviewer}", flush=True)
+        print(f"imagehost: (stored in {settings.data_dir / 'secrets.json'}; set IMAGEHOST_API_KEYS in production)",
+              flush=True)
+    if settings.scan:
+        from origin.services.clamd import ensure_clamd
+
+        socket_path = ensure_clamd(settings)
+        os.environ["IMAGEHOST_CLAMD_SOCKET"] = str(socket_path)
+        settings = Settings.from_env()
+    return settings
+
+
+def cmd_serve(settings: Settings, args) -> int:
+    settings = prepare(settings)
     # create the store and schema once, before workers fork
     from origin.ports.catalog import open_catalog
     from origin.ports.store import open_store
@@ -21,13 +44,46 @@ def cmd_serve(settings: Settings, args) -> int:
     open_catalog(settings.catalog).close()
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(settings.data_dir.resolve() / "metrics"))
     argv = ["gunicorn", "-c", "python:origin.gunicorn_conf", "origin.app:from_env()"]
-    print(f"imagehost: serving on http://{settings.host}:{settings.port}/ (data in {settings.data_dir})", flush=True)
+    bind = os.environ.get("IMAGEHOST_BIND") or f"{settings.host}:{settings.port}"
+    print(f"imagehost: origin on http://{bind}/ (data in {settings.data_dir})", flush=True)
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
     return 1  # not reached
 
 
+def cmd_worker(settings: Settings, args) -> int:
+    """Consume the queue in this process until SIGINT/SIGTERM."""
+    import logging
+    import signal
+    import threading
+
+    from origin.app import open_ports, start_workers
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = prepare(settings)
+    stop_requested = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop_requested.set())
+    stop = start_workers(settings, open_ports(settings))
+    print(f"imagehost: worker running ({settings.worker_threads} threads, queue {settings.queue})", flush=True)
+    stop_requested.wait()
+    stop.set()
+    return 0
+
+
+def cmd_setup(settings: Settings, args) -> int:
+    """Create the bucket, the SQS queue and the bucket's ObjectCreated notification (S3 deployments)."""
+    from origin.ports.setup_s3 import setup
+
+    if settings.store != "s3":
+        print("imagehost: setup is for IMAGEHOST_STORE=s3; the local store needs none", file=sys.stderr)
+        return 2
+    print(json.dumps(setup(settings)), flush=True)
+    return 0
+
+
 def cmd_ingest(settings: Settings, args) -> int:
     from origin.ingest.originals import ingest
+    from origin.ingest.validate import Limits
     from origin.ports.catalog import open_catalog
     from origin.ports.store import open_store
 
@@ -38,7 +94,7 @@ def cmd_ingest(settings: Settings, args) -> int:
         path = Path(name)
         try:
             data = path.read_bytes()
-            record = ingest(data, store, catalog, max_bytes=settings.max_upload_bytes)
+            record = ingest(data, store, catalog, limits=Limits.from_settings(settings), filename=path.name)
         except OSError as exc:
             print(f"imagehost: {name}: cannot read: {exc.strerror}", file=sys.stderr)
             failures += 1
@@ -57,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="imagehost", description="a self-hosted image host")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the origin under gunicorn on the configured port")
+    sub.add_parser("worker", help="consume the upload queue: validate, scan, moderate, process")
+    sub.add_parser("setup", help="create the S3 bucket, SQS queue and bucket notification")
     ingest = sub.add_parser("ingest", help="store image files as new images; one JSON line per file")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
     args = parser.parse_args(argv)
@@ -65,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"imagehost: configuration error: {exc}", file=sys.stderr)
         return 2
-    return {"serve": cmd_serve, "ingest": cmd_ingest}[args.command](settings, args)
+    commands = {"serve": cmd_serve, "ingest": cmd_ingest, "worker": cmd_worker, "setup": cmd_setup}
+    return commands[args.command](settings, args)
 
 
 if __name__ == "__main__":

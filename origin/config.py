@@ -57,9 +57,34 @@ class Settings:
     avif_quality: int = 55
     avif_effort: int = 2
     record_cache_seconds: float = 2.0
-    # limits
+    # limits (validation reads them before anything is decoded)
     max_upload_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 100_000_000
+    max_side: int = 16_384
+    max_frames: int = 300
     public_base_url: str = ""
+    # edge (nginx in front of the origin)
+    edge: bool = True  # make serve: nginx on `port`, gunicorn on `origin_port`; 0 = gunicorn on `port`
+    origin_port: int = 8081
+    referers: str = ""  # comma-separated host allow-list (wildcards like *.example.com); empty = no check
+    allow_empty_referer: bool = True
+    signing_required: bool = False
+    signing_keys: str = ""  # id:secret,id:secret; the first signs. Empty: generated into data_dir
+    purge_urls: str = ""  # comma-separated edge base URLs that receive purges
+    # API
+    api_keys: str = ""  # key:owner,key:owner. Empty under `serve`: a development key is generated
+    reviewer_keys: str = ""  # key:reviewer,...
+    upload_url_seconds: int = 900
+    # pipeline
+    queue: str = "local"  # local (in-process worker threads) | sqs
+    sqs_queue_url: str = ""
+    worker_threads: int = 2
+    job_lease_seconds: int = 120  # visibility timeout: a job whose worker died is retried after this
+    clamd_socket: str = ""  # default: {data_dir}/clamd/clamd.sock
+    scan: bool = True
+    moderation: str = "nudenet"  # nudenet | fixed:<score> (tests) | off
+    nsfw_threshold: float = 0.6
+    webhook_secret: str = ""  # HMAC key for callback webhooks; empty: generated into data_dir
 
     @property
     def catalog(self) -> str:

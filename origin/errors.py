@@ -22,6 +22,18 @@ class InvalidRequest(ImagehostError):
     code = "invalid_request"
 
 
+class Unauthorized(ImagehostError):
+    """No credentials, or ones the host does not know (401)."""
+
+    code = "unauthorized"
+
+
+class Forbidden(ImagehostError):
+    """Known, but not allowed: a reviewer-only action, a bad or expired signature or token (403)."""
+
+    code = "forbidden"
+
+
 class NotFound(ImagehostError):
     """No such image, or not one that may be served (404)."""
 

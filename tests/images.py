@@ -50,7 +50,8 @@ def animated_gif(frames: int = 6, width: int = 240, height: int = 160) -> bytes:
     images = []
     for i in range(frames):
         frame = Image.new("RGB", (width, height), (30, 30, 30))
-        ImageDraw.Draw(frame).rectangle((i * 30, 40, i * 30 + 50, 110), fill=(255, 40 * i % 256, 0))
+        left = (i * 30) % max(1, width - 50)
+        ImageDraw.Draw(frame).rectangle((left, 40, left + 50, 110), fill=(255, 40 * i % 256, 7 * i % 256))
         images.append(frame)
     out = io.BytesIO()
     images[0].save(out, "GIF", save_all=True, append_images=images[1:], duration=80, loop=0)

@@ -10,6 +10,7 @@ from falcon import testing
 from origin.app import create_app
 from origin.errors import UnsupportedImage
 from origin.ingest.originals import ingest
+from origin.ingest.validate import Limits
 from origin.ports.catalog import open_catalog
 from origin.ports.store import open_store
 from tests import images
@@ -26,7 +27,7 @@ def host(settings, metrics):
         client = testing.TestClient(create_app(settings, store, catalog, metrics))
 
         def add(self, data: bytes, **kw) -> str:
-            return ingest(data, store, catalog, max_bytes=settings.max_upload_bytes, **kw).id
+            return ingest(data, store, catalog, limits=Limits.from_settings(settings), **kw).id
 
     Host.store, Host.catalog, Host.metrics = store, catalog, metrics
     yield Host()
@@ -205,7 +206,7 @@ def test_concurrent_misses_render_once(settings, metrics):
     catalog = open_catalog(settings.catalog)
     app = create_app(replace(settings, render_concurrency=4), store, catalog, metrics)
     client = testing.TestClient(app)
-    image_id = ingest(images.jpeg(images.scene(2000, 1500)), store, catalog, max_bytes=10**8).id
+    image_id = ingest(images.jpeg(images.scene(2000, 1500)), store, catalog, limits=Limits()).id
     barrier = threading.Barrier(8)
     results = []
 

@@ -15,6 +15,8 @@ STATUS = {
     errors.UnsupportedImage: falcon.HTTP_415,
     errors.TooLarge: falcon.HTTP_413,
     errors.Unavailable: falcon.HTTP_503,
+    errors.Unauthorized: falcon.HTTP_401,
+    errors.Forbidden: falcon.HTTP_403,
 }
 RETRY_AFTER_SECONDS = 5
 
@@ -38,6 +40,8 @@ def handle_imagehost_error(req, resp, exc: errors.ImagehostError, params) -> Non
         log.error("%s %s failed: %s", req.method, req.path, exc, exc_info=exc)
         _answer(resp, status, exc.code, "the server could not complete the request")
         return
+    if status == falcon.HTTP_401:
+        resp.set_header("WWW-Authenticate", 'Bearer realm="imagehost"')
     if status == falcon.HTTP_503:
         resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
         log.warning("%s %s: %s", req.method, req.path, exc)

@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 import pyvips
 
 from origin import keys
-from origin.errors import TooLarge, UnsupportedImage
+from origin.errors import UnsupportedImage
 from origin.formats import FORMATS
-from origin.ingest.sniff import sniff
+from origin.ingest.validate import Limits, Rejected, validate
 from origin.ports.catalog import Catalog, ImageRecord
 from origin.ports.store import Store
 
@@ -60,18 +60,13 @@ def read_header(data: bytes, fmt: str) -> Header:
     return Header(fmt, width, height, bool(image.hasalpha()), int(pages))
 
 
-def decode(data: bytes, fmt: str) -> Decoded:
-    """Prove the whole file decodes; make a master where libvips cannot decode it itself."""
+def prepare(data: bytes, fmt: str) -> Decoded:
+    """Header facts for rendering, and a master where libvips cannot decode the source itself.
+
+    Call it on bytes that passed `validate` (which already proved they decode)."""
     if fmt in NEEDS_MASTER:
         return _heif_master(data)
-    header = read_header(data, fmt)
-    try:
-        # a cheap full pass: shrink-on-load still reads every block, and
-        # fail_on=truncated turns a short or corrupt stream into an error
-        pyvips.Image.thumbnail_buffer(data, 64, option_string="fail_on=truncated").avg()
-    except pyvips.Error as exc:
-        raise UnsupportedImage(f"the {fmt} data does not decode: {str(exc).splitlines()[0]}") from None
-    return Decoded(header, None)
+    return Decoded(read_header(data, fmt), None)
 
 
 def _heif_master(data: bytes) -> Decoded:
@@ -93,12 +88,14 @@ def _heif_master(data: bytes) -> Decoded:
     return Decoded(header, out.getvalue())
 
 
-def ingest(data: bytes, store: Store, catalog: Catalog, *, max_bytes: int, state: str = "ready") -> ImageRecord:
-    """Store `data` as a new image and return its record."""
-    if len(data) > max_bytes:
-        raise TooLarge(f"{len(data)} bytes is over the {max_bytes}-byte limit", limit=max_bytes)
-    fmt = sniff(data[:64])
-    decoded = decode(data, fmt)
+def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state: str = "ready",
+           owner: str = "", filename: str = "") -> ImageRecord:
+    """Store `data` as a new image and return its record (the trusted bulk import: no scan, no moderation)."""
+    try:
+        fmt = validate(data, limits, filename=filename or None).fmt
+    except Rejected as exc:
+        raise UnsupportedImage(exc.message, reason=exc.reason) from None
+    decoded = prepare(data, fmt)
     header = decoded.header
     image_id = new_id()
     store.put(keys.source_key(image_id, fmt), data, FORMATS[fmt].mime)
@@ -115,6 +112,8 @@ def ingest(data: bytes, store: Store, catalog: Catalog, *, max_bytes: int, state
         has_alpha=header.has_alpha,
         pages=header.pages,
         created_at=datetime.now(timezone.utc),
+        owner=owner,
+        filename=filename,
     )
     catalog.add(record)
     return record

@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
 from origin.errors import CatalogUnavailable
-from origin.ports.catalog import COLUMNS, ImageRecord, RecordMissing, check_state
+from origin.ports.catalog import (COLUMNS, ImageRecord, RecordMissing, check_fields, check_state, signed64,
+                                  unsigned64)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
-    id TEXT PRIMARY KEY,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
     content_type TEXT NOT NULL,
     width INTEGER NOT NULL,
     height INTEGER NOT NULL,
@@ -20,10 +23,41 @@ CREATE TABLE IF NOT EXISTS images (
     state TEXT NOT NULL,
     has_alpha INTEGER NOT NULL DEFAULT 0,
     pages INTEGER NOT NULL DEFAULT 1,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',
+    filename TEXT NOT NULL DEFAULT '',
+    callback_url TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    detail TEXT NOT NULL DEFAULT '',
+    metadata TEXT NOT NULL DEFAULT '{}',
+    phash INTEGER,
+    nsfw_score REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_until REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS images_sha256 ON images (sha256);
+CREATE INDEX IF NOT EXISTS images_owner ON images (owner, seq);
+CREATE INDEX IF NOT EXISTS images_state ON images (state, lease_until);
 """
+SELECT = f"SELECT {', '.join(COLUMNS)}, seq FROM images"
+
+
+def _record(row) -> ImageRecord:
+    values = dict(zip((*COLUMNS, "seq"), row))
+    values["has_alpha"] = bool(values["has_alpha"])
+    values["created_at"] = datetime.fromisoformat(values["created_at"])
+    values["phash"] = unsigned64(values["phash"])
+    return ImageRecord(**values)
+
+
+def _value(name: str, value):
+    if name == "phash":
+        return signed64(value)
+    if name == "has_alpha":
+        return int(value)
+    if name == "created_at":
+        return value.isoformat()
+    return value
 
 
 class SqliteCatalog:
@@ -32,8 +66,7 @@ class SqliteCatalog:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._conn() as conn:
-            conn.executescript(SCHEMA)
+        self._conn().executescript(SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -55,33 +88,50 @@ class SqliteCatalog:
 
     def add(self, record: ImageRecord) -> None:
         check_state(record.state)
-        row = (
-            record.id,
-            record.content_type,
-            record.width,
-            record.height,
-            record.bytes,
-            record.sha256,
-            record.state,
-            int(record.has_alpha),
-            record.pages,
-            record.created_at.isoformat(),
-        )
+        row = tuple(_value(name, getattr(record, name)) for name in COLUMNS)
         self._run(f"INSERT INTO images ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", row)
 
     def get(self, image_id: str) -> ImageRecord:
-        row = self._run(f"SELECT {', '.join(COLUMNS)} FROM images WHERE id = ?", (image_id,)).fetchone()
+        row = self._run(f"{SELECT} WHERE id = ?", (image_id,)).fetchone()
         if row is None:
             raise RecordMissing(f"no image {image_id}")
-        values = dict(zip(COLUMNS, row))
-        values["has_alpha"] = bool(values["has_alpha"])
-        values["created_at"] = datetime.fromisoformat(values["created_at"])
-        return ImageRecord(**values)
+        return _record(row)
 
     def set_state(self, image_id: str, state: str) -> None:
         cur = self._run("UPDATE images SET state = ? WHERE id = ?", (check_state(state), image_id))
         if cur.rowcount == 0:
             raise RecordMissing(f"no image {image_id}")
+
+    def transition(self, image_id: str, from_states: tuple[str, ...], to_state: str, **fields) -> bool:
+        check_state(to_state)
+        names = list(check_fields(fields))
+        sets = ", ".join(["state = ?", *(f"{n} = ?" for n in names)])
+        params = [to_state, *(_value(n, fields[n]) for n in names), image_id, *from_states]
+        marks = ", ".join("?" * len(from_states))
+        return self._run(f"UPDATE images SET {sets} WHERE id = ? AND state IN ({marks})", params).rowcount == 1
+
+    def claim(self, states: tuple[str, ...], lease_seconds: float) -> ImageRecord | None:
+        now = time.time()
+        marks = ", ".join("?" * len(states))
+        row = self._run(
+            f"UPDATE images SET lease_until = ?, attempts = attempts + 1 WHERE seq = ("
+            f"  SELECT seq FROM images WHERE state IN ({marks}) AND lease_until <= ? ORDER BY seq LIMIT 1"
+            f") RETURNING id",
+            (now + lease_seconds, *states, now),
+        ).fetchone()
+        return self.get(row[0]) if row else None
+
+    def release(self, image_id: str, delay_seconds: float) -> None:
+        self._run("UPDATE images SET lease_until = ? WHERE id = ?", (time.time() + delay_seconds, image_id))
+
+    def list_owner(self, owner: str, limit: int, before_seq: int | None = None) -> list[ImageRecord]:
+        rows = self._run(f"{SELECT} WHERE owner = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+                         (owner, before_seq if before_seq is not None else 2**62, limit)).fetchall()
+        return [_record(r) for r in rows]
+
+    def list_state(self, state: str, limit: int) -> list[ImageRecord]:
+        rows = self._run(f"{SELECT} WHERE state = ? ORDER BY seq LIMIT ?", (state, limit)).fetchall()
+        return [_record(r) for r in rows]
 
     def delete(self, image_id: str) -> None:
         self._run("DELETE FROM images WHERE id = ?", (image_id,))

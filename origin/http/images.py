@@ -1,0 +1,138 @@
+"""The owner's view of their images: /v1/images, /v1/images/{id}, /v1/images/{id}/original."""
+from __future__ import annotations
+
+import json
+
+import falcon
+
+from origin import keys
+from origin.errors import NotFound
+from origin.formats import BY_MIME
+from origin.ingest.worker import quarantine_key, upload_key
+from origin.pipeline.request import check_id
+from origin.ports.catalog import RecordMissing
+from origin.security.apikeys import require_owner
+
+PAGE_DEFAULT, PAGE_MAX = 50, 200
+
+
+def describe(record, base: str, widths, thumb_sizes) -> dict:
+    """The JSON form of a record for its owner."""
+    out = {
+        "id": record.id,
+        "state": record.state,
+        "filename": record.filename,
+        "created_at": record.created_at.isoformat(timespec="seconds"),
+        "status_url": f"{base}/v1/images/{record.id}",
+    }
+    if record.reason:
+        out["reason"] = record.reason
+        out["detail"] = record.detail
+    if record.nsfw_score is not None:
+        out["moderation_score"] = round(record.nsfw_score, 4)
+    if record.state == "ready":
+        root = f"{base}/images/{record.id}"
+        out.update(
+            width=record.width,
+            height=record.height,
+            bytes=record.bytes,
+            content_type=record.content_type,
+            sha256=record.sha256,
+            phash=f"{record.phash:016x}" if record.phash is not None else None,
+            metadata=json.loads(record.metadata or "{}"),
+            urls={
+                "original": f"{root}/original",
+                "download": f"{base}/v1/images/{record.id}/original",
+                "widths": {f"w{w}": f"{root}/w{w}" for w in widths},
+                "square": {f"sq{s}": f"{root}/sq{s}" for s in thumb_sizes},
+                "smart": {f"sm{s}": f"{root}/sm{s}" for s in thumb_sizes},
+            },
+            srcset=", ".join(f"{root}/w{w} {w}w" for w in widths if w <= max(record.width, min(widths))),
+        )
+    return out
+
+
+class OwnedImages:
+    """Shared: find a record that belongs to the caller (anyone else gets 404, not 403)."""
+
+    def __init__(self, settings, catalog, api_keys):
+        self.settings = settings
+        self.catalog = catalog
+        self.api_keys = api_keys
+
+    def owned(self, req, image_id: str):
+        owner = require_owner(self.api_keys, req.get_header("Authorization"))
+        check_id(image_id)
+        try:
+            record = self.catalog.get(image_id)
+        except RecordMissing:
+            raise NotFound("no such image", image_id=image_id) from None
+        if record.owner != owner.name:
+            raise NotFound("no such image", image_id=image_id)
+        return record
+
+    def base(self, req) -> str:
+        return self.settings.public_base_url.rstrip("/") or req.prefix
+
+
+class ImageListResource(OwnedImages):
+    def on_get(self, req, resp) -> None:
+        owner = require_owner(self.api_keys, req.get_header("Authorization"))
+        limit = req.get_param_as_int("limit", min_value=1, max_value=PAGE_MAX, default=PAGE_DEFAULT)
+        cursor = req.get_param_as_int("cursor", min_value=0)
+        records = self.catalog.list_owner(owner.name, limit + 1, cursor)
+        page, more = records[:limit], len(records) > limit
+        base = self.base(req)
+        resp.media = {
+            "items": [describe(r, base, self.settings.widths, self.settings.thumb_sizes) for r in page],
+            "next_cursor": page[-1].seq if more else None,
+        }
+
+
+class ImageResource(OwnedImages):
+    def __init__(self, settings, catalog, api_keys, remover):
+        super().__init__(settings, catalog, api_keys)
+        self.remover = remover
+
+    def on_get(self, req, resp, image_id: str) -> None:
+        record = self.owned(req, image_id)
+        resp.media = describe(record, self.base(req), self.settings.widths, self.settings.thumb_sizes)
+        resp.cache_control = ["private", "no-store"]
+
+    def on_delete(self, req, resp, image_id: str) -> None:
+        self.remover(self.owned(req, image_id).id)
+        resp.status = falcon.HTTP_204
+
+
+class OriginalDownloadResource(OwnedImages):
+    """The untouched upload, metadata and all: for its owner only."""
+
+    def __init__(self, settings, catalog, api_keys, store):
+        super().__init__(settings, catalog, api_keys)
+        self.store = store
+
+    def on_get(self, req, resp, image_id: str) -> None:
+        record = self.owned(req, image_id)
+        if record.state in ("requested", "uploaded", "validating", "quarantined"):
+            raise NotFound("the original is not available in this state", state=record.state)
+        fmt = BY_MIME[record.content_type]
+        resp.data = self.store.get(keys.source_key(record.id, fmt.name))
+        resp.content_type = fmt.mime
+        name = record.filename or f"{record.id}.{fmt.ext}"
+        resp.downloadable_as = name
+        resp.cache_control = ["private", "no-store"]
+
+
+def remove_image(store, catalog, cdn, forget, image_id: str) -> None:
+    """Delete an image everywhere: catalog first (it stops serving), then bytes, then edge caches."""
+    try:
+        catalog.delete(image_id)
+    except RecordMissing:
+        pass
+    forget(image_id)
+    store.delete_prefix(keys.prefix(image_id))
+    store.delete_prefix(upload_key(image_id))
+    store.delete_prefix(quarantine_key(image_id).rsplit("/", 1)[0] + "/")
+    if cdn is not None:
+        cdn.purge(image_id)
+

@@ -1,0 +1,131 @@
+"""Processing a validated image: metadata, hashes, eager thumbnails.
+
+    metadata     dimensions, format, colour space, orientation, camera make and
+                 model, capture time, whether GPS was present (read, never served)
+    hashes       SHA-256 of the bytes, 64-bit pHash of the upright picture
+    thumbnails   every allow-listed sq and sm size as WebP and AVIF, cut from one
+                 decode (animations go through the lazy renderer, frame by frame)
+
+Public outputs never carry EXIF/XMP/IPTC: the renderer keeps only the ICC profile.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import imagehash
+import pyvips
+from PIL import Image
+
+from origin import keys
+from origin.formats import FORMATS
+from origin.pipeline.render import Encoding, RenderOptions, colour, encode, render
+
+EXIF_IFD, GPS_IFD = 0x8769, 0x8825
+MAKE, MODEL, DATETIME, DATETIME_ORIGINAL, ORIENTATION = 0x010F, 0x0110, 0x0132, 0x9003, 0x0112
+THUMB_FORMATS = ("webp", "avif")
+
+
+@dataclass(frozen=True)
+class Hashes:
+    sha256: str
+    phash: int  # unsigned 64-bit
+
+
+def exif_bytes(data: bytes, fmt: str) -> bytes | None:
+    if fmt == "heic":
+        import pillow_heif
+
+        return pillow_heif.open_heif(io.BytesIO(data)).info.get("exif")
+    image = pyvips.Image.new_from_buffer(data, "")
+    return image.get("exif-data") if image.get_typeof("exif-data") else None
+
+
+def metadata(data: bytes, fmt: str, width: int, height: int, render_source: bytes) -> dict:
+    """What the catalog keeps about an image (never served publicly)."""
+    header = pyvips.Image.new_from_buffer(render_source, "")
+    info: dict = {
+        "format": fmt,
+        "width": width,
+        "height": height,
+        "colour_space": str(header.interpretation),
+        "has_icc_profile": bool(header.get_typeof("icc-profile-data")),
+        "orientation": 1,
+        "camera_make": None,
+        "camera_model": None,
+        "captured_at": None,
+        "gps_present": False,
+    }
+    raw = exif_bytes(data, fmt)
+    if raw:
+        exif = Image.Exif()
+        try:
+            exif.load(raw[6:] if raw.startswith(b"Exif\0\0") else raw)
+        except Exception:  # unreadable EXIF is only missing metadata, never a failure
+            return info
+        sub = exif.get_ifd(EXIF_IFD)
+        info["orientation"] = int(exif.get(ORIENTATION, 1) or 1)
+        info["camera_make"] = _text(exif.get(MAKE))
+        info["camera_model"] = _text(exif.get(MODEL))
+        info["captured_at"] = _exif_time(sub.get(DATETIME_ORIGINAL) or exif.get(DATETIME))
+        info["gps_present"] = bool(exif.get_ifd(GPS_IFD))
+    return info
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return text.strip("\0 ").strip() or None
+
+
+def _exif_time(value) -> str | None:
+    text = _text(value)
+    if not text or len(text) < 19:
+        return None
+    date, _, clock = text.partition(" ")
+    return f"{date.replace(':', '-')}T{clock}"
+
+
+def upright_base(render_source: bytes, width: int, height: int, short_side: int) -> pyvips.Image:
+    """One decode, shrink-on-load: upright, the short side brought to `short_side`, held in memory."""
+    if width >= height:
+        base = pyvips.Image.thumbnail_buffer(render_source, 10_000_000, height=short_side, size="down")
+    else:
+        base = pyvips.Image.thumbnail_buffer(render_source, short_side, height=10_000_000, size="down")
+    return base.copy_memory()
+
+
+def hashes(data: bytes, base: pyvips.Image) -> Hashes:
+    small = base.thumbnail_image(256, height=256)
+    small = small.flatten(background=[255, 255, 255]) if small.hasalpha() else small
+    picture = Image.open(io.BytesIO(small.colourspace("srgb").pngsave_buffer(compression=1)))
+    phash = int(str(imagehash.phash(picture)), 16)
+    return Hashes(hashlib.sha256(data).hexdigest(), phash)
+
+
+def thumbnails(base: pyvips.Image, render_source: bytes, image_id: str, width: int, height: int, pages: int,
+               sizes: tuple[int, ...], encoding: Encoding) -> dict[str, tuple[bytes, str]]:
+    """{store key: (bytes, content type)} for every sq/sm size in WebP and AVIF, cut from `base`."""
+    out: dict[str, tuple[bytes, str]] = {}
+    for kind in ("sq", "sm"):
+        if pages > 1:  # animations: the lazy renderer keeps every frame
+            for size in sizes:
+                for fmt in THUMB_FORMATS:
+                    opts = RenderOptions(kind, size, fmt, width, height, animated=FORMATS[fmt].animates)
+                    out[keys.variant_key(image_id, f"{kind}{size}", fmt)] = (
+                        render(render_source, opts, encoding), FORMATS[fmt].mime)
+            continue
+        side = min(base.width, base.height)
+        if kind == "sq":
+            square = base.crop((base.width - side) // 2, (base.height - side) // 2, side, side)
+        else:
+            square = base.smartcrop(side, side, interesting="attention")
+        for size in sizes:
+            scaled = square if size >= side else square.resize(size / side)
+            for fmt in THUMB_FORMATS:
+                opts = RenderOptions(kind, size, fmt, width, height)
+                out[keys.variant_key(image_id, f"{kind}{size}", fmt)] = (
+                    encode(colour(scaled, opts), opts, encoding), FORMATS[fmt].mime)
+    return out

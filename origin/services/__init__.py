@@ -1,0 +1,1 @@
+"""Helpers that start and stop the local daemons the default setup runs (clamd)."""
