@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-APT_PACKAGES := mate-backgrounds wrk
+APT_PACKAGES := mate-backgrounds wrk clamav-daemon
 STAMP  := $(VENV)/.installed
 
 .PHONY: serve test bench install system-packages clean

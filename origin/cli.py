@@ -41,7 +41,9 @@ def cmd_serve(settings: Settings, args) -> int:
     from origin.ports.store import open_store
 
     open_store(settings).ping()
-    open_catalog(settings.catalog).close()
+    catalog = open_catalog(settings.catalog)
+    catalog.ping()  # creates the schema, and an unreachable database fails here, not in every worker
+    catalog.close()
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(settings.data_dir.resolve() / "metrics"))
     argv = ["gunicorn", "-c", "python:origin.gunicorn_conf", "origin.app:from_env()"]
     bind = os.environ.get("IMAGEHOST_BIND") or f"{settings.host}:{settings.port}"

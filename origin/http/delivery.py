@@ -3,17 +3,35 @@ from __future__ import annotations
 
 from origin.pipeline.request import parse
 from origin.pipeline.variants import Delivery
+from origin.security.referers import RefererPolicy
+from origin.security.signing import SigningKeys, verify
 
 CACHE_FOREVER = ["public", "max-age=31536000", "immutable"]
 
 
+def access_checks(settings) -> dict:
+    """DeliveryResource's hotlink checks from settings (the edge runs the same ones first, hits included)."""
+    referers = RefererPolicy.from_settings(settings)
+    return {
+        "referers": referers if referers.checks_anything else None,
+        "signing": SigningKeys.parse(settings.signing_keys) if settings.signing_required else None,
+    }
+
+
 class DeliveryResource:
-    def __init__(self, delivery: Delivery, widths: tuple[int, ...], thumb_sizes: tuple[int, ...]):
+    def __init__(self, delivery: Delivery, widths: tuple[int, ...], thumb_sizes: tuple[int, ...],
+                 referers: RefererPolicy | None = None, signing: SigningKeys | None = None):
         self.delivery = delivery
         self.widths = widths
         self.thumb_sizes = thumb_sizes
+        self.referers = referers  # None: no Referer check
+        self.signing = signing  # None: unsigned URLs are served
 
     def on_get(self, req, resp, image_id: str, variant: str) -> None:
+        if self.referers is not None:
+            self.referers.check(req.get_header("Referer"))
+        if self.signing is not None:
+            verify(self.signing, req.path, req.params)
         request = parse(image_id, variant, self.widths, self.thumb_sizes)
         result = self.delivery.variant(request, req.get_header("Accept"))
         resp.etag = result.etag

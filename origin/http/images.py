@@ -131,7 +131,7 @@ def remove_image(store, catalog, cdn, forget, image_id: str) -> None:
         pass
     forget(image_id)
     store.delete_prefix(keys.prefix(image_id))
-    store.delete_prefix(upload_key(image_id))
+    store.delete(upload_key(image_id))
     store.delete_prefix(quarantine_key(image_id).rsplit("/", 1)[0] + "/")
     if cdn is not None:
         cdn.purge(image_id)

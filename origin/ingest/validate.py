@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pyvips
 
-from origin.errors import ImagehostError, UnsupportedImage
+from origin.errors import InvalidRequest, UnsupportedImage
 from origin.formats import FORMATS
 from origin.ingest.sniff import sniff
 
@@ -34,8 +34,11 @@ _EXTENSIONS = {"jpg": "jpeg", "jpeg": "jpeg", "jpe": "jpeg", "jfif": "jpeg", "pn
 _GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
 
 
-class Rejected(ImagehostError):
-    """The upload is refused; `reason` is one of REASONS (machine-readable), `message` is for people."""
+class Rejected(InvalidRequest):
+    """The upload is refused; `reason` is one of REASONS (machine-readable), `message` is for people.
+
+    `code` is the reason too, so an HTTP answer reads {"error": "too_many_pixels", ...}.
+    """
 
     def __init__(self, reason: str, message: str, **details):
         if reason not in REASONS:

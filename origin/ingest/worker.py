@@ -115,13 +115,13 @@ def step_validating(pipe: Pipeline, record) -> None:
         content_type=FORMATS[fmt].mime, width=header.width, height=header.height, bytes=len(data),
         has_alpha=header.has_alpha, pages=header.pages, metadata=json.dumps(note),
     )
-    pipe.store.delete_prefix(upload_key(record.id))
+    pipe.store.delete(upload_key(record.id))
 
 
 def quarantine(pipe: Pipeline, record, data: bytes, reason: str, message: str) -> None:
     pipe.store.put(quarantine_key(record.id), data, "application/octet-stream")
     moved = pipe.catalog.transition(record.id, ("validating",), "quarantined", reason=reason, detail=message)
-    pipe.store.delete_prefix(upload_key(record.id))
+    pipe.store.delete(upload_key(record.id))
     if moved:
         log.info("image %s quarantined: %s", record.id, reason)
         notify(pipe, record, "image.quarantined", {"reason": reason, "message": message})

@@ -3,6 +3,8 @@
 The same table and behaviour as catalog_sqlite.py. Connections come from a small
 thread-safe pool that opens on first use, so each gunicorn worker makes its own
 after the fork. The URL may carry `options=-csearch_path=...` to pick a schema.
+Leases (`claim`, `release`) run on the database's clock, so workers on several
+hosts agree on them; `claim` uses SKIP LOCKED, so no two workers get one image.
 A database that cannot be reached raises `CatalogUnavailable` within a few
 seconds, never a raw psycopg exception.
 """
@@ -16,7 +18,8 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from origin.errors import CatalogUnavailable
-from origin.ports.catalog import COLUMNS, ImageRecord, RecordMissing, check_state
+from origin.ports.catalog import (COLUMNS, ImageRecord, RecordMissing, check_fields, check_state, signed64,
+                                  unsigned64)
 
 CONNECT_TIMEOUT = 3  # seconds, to connect and to wait for a free pooled connection
 POOL_MAX = 8
@@ -25,7 +28,8 @@ SCHEMA = (
     # concurrent first uses (several workers) must not race on CREATE TABLE
     "SELECT pg_advisory_xact_lock(hashtext('imagehost.catalog.schema'))",
     """CREATE TABLE IF NOT EXISTS images (
-        id TEXT PRIMARY KEY,
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
         content_type TEXT NOT NULL,
         width INTEGER NOT NULL,
         height INTEGER NOT NULL,
@@ -34,10 +38,34 @@ SCHEMA = (
         state TEXT NOT NULL,
         has_alpha BOOLEAN NOT NULL DEFAULT FALSE,
         pages INTEGER NOT NULL DEFAULT 1,
-        created_at TIMESTAMPTZ NOT NULL
+        created_at TIMESTAMPTZ NOT NULL,
+        owner TEXT NOT NULL DEFAULT '',
+        filename TEXT NOT NULL DEFAULT '',
+        callback_url TEXT NOT NULL DEFAULT '',
+        reason TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT '',
+        metadata TEXT NOT NULL DEFAULT '{}',
+        phash BIGINT,
+        nsfw_score DOUBLE PRECISION,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        lease_until DOUBLE PRECISION NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS images_sha256 ON images (sha256)",
+    "CREATE INDEX IF NOT EXISTS images_owner ON images (owner, seq)",
+    "CREATE INDEX IF NOT EXISTS images_state ON images (state, lease_until)",
 )
+SELECTED = f"{', '.join(COLUMNS)}, seq"
+NOW = "extract(epoch FROM now())::float8"  # leases run on the database's clock (statement start)
+
+
+def _record(row) -> ImageRecord:
+    values = dict(zip((*COLUMNS, "seq"), row))
+    values["phash"] = unsigned64(values["phash"])
+    return ImageRecord(**values)
+
+
+def _value(name: str, value):
+    return signed64(value) if name == "phash" else value
 
 
 def describe(url: str) -> str:
@@ -99,19 +127,52 @@ class PostgresCatalog:
 
     def add(self, record: ImageRecord) -> None:
         check_state(record.state)
-        row = tuple(getattr(record, column) for column in COLUMNS)
+        row = tuple(_value(name, getattr(record, name)) for name in COLUMNS)
         self._run(f"INSERT INTO images ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})", row)
 
     def get(self, image_id: str) -> ImageRecord:
-        rows, _ = self._run(f"SELECT {', '.join(COLUMNS)} FROM images WHERE id = %s", (image_id,))
+        rows, _ = self._run(f"SELECT {SELECTED} FROM images WHERE id = %s", (image_id,))
         if not rows:
             raise RecordMissing(f"no image {image_id}")
-        return ImageRecord(**dict(zip(COLUMNS, rows[0])))
+        return _record(rows[0])
 
     def set_state(self, image_id: str, state: str) -> None:
         _, count = self._run("UPDATE images SET state = %s WHERE id = %s", (check_state(state), image_id))
         if count == 0:
             raise RecordMissing(f"no image {image_id}")
+
+    def transition(self, image_id: str, from_states: tuple[str, ...], to_state: str, **fields) -> bool:
+        check_state(to_state)
+        names = list(check_fields(fields))
+        sets = ", ".join(["state = %s", *(f"{name} = %s" for name in names)])
+        params = [to_state, *(_value(name, fields[name]) for name in names), image_id, list(from_states)]
+        _, count = self._run(f"UPDATE images SET {sets} WHERE id = %s AND state = ANY(%s)", params)
+        return count == 1
+
+    def claim(self, states: tuple[str, ...], lease_seconds: float) -> ImageRecord | None:
+        # SKIP LOCKED: concurrent workers (threads, processes, hosts) never claim the same image
+        rows, _ = self._run(
+            f"UPDATE images SET lease_until = {NOW} + %s, attempts = attempts + 1 WHERE seq = ("
+            f"  SELECT seq FROM images WHERE state = ANY(%s) AND lease_until <= {NOW}"
+            f"  ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED"
+            f") RETURNING {SELECTED}",
+            (lease_seconds, list(states)),
+        )
+        return _record(rows[0]) if rows else None
+
+    def release(self, image_id: str, delay_seconds: float) -> None:
+        self._run(f"UPDATE images SET lease_until = {NOW} + %s WHERE id = %s", (delay_seconds, image_id))
+
+    def list_owner(self, owner: str, limit: int, before_seq: int | None = None) -> list[ImageRecord]:
+        rows, _ = self._run(
+            f"SELECT {SELECTED} FROM images WHERE owner = %s AND seq < %s ORDER BY seq DESC LIMIT %s",
+            (owner, before_seq if before_seq is not None else 2**62, limit),
+        )
+        return [_record(row) for row in rows]
+
+    def list_state(self, state: str, limit: int) -> list[ImageRecord]:
+        rows, _ = self._run(f"SELECT {SELECTED} FROM images WHERE state = %s ORDER BY seq LIMIT %s", (state, limit))
+        return [_record(row) for row in rows]
 
     def delete(self, image_id: str) -> None:
         self._run("DELETE FROM images WHERE id = %s", (image_id,))

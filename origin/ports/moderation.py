@@ -124,20 +124,21 @@ def check_setting(setting: str) -> None:
     _parse(setting)
 
 
-def _parse(setting: str) -> tuple[str, float | None]:
+def _parse(setting: str) -> tuple[str, float | None, float]:
     text = (setting or "").strip()
     name, _, arg = text.partition(":")
     name = name.strip().lower()
     if name in {"nudenet", "off"} and not arg:
-        return name, None
+        return name, None, 0.0
     if name == "fixed":
+        score, _, delay = arg.partition(":")
         try:
-            value = float(arg)
+            value, seconds = float(score), float(delay or 0)
         except ValueError:
-            value = -1.0
-        if 0.0 <= value <= 1.0:
-            return name, value
-        raise ConfigError(f"IMAGEHOST_MODERATION: fixed:<score> needs a score within 0..1, got {setting!r}")
+            value, seconds = -1.0, 0.0
+        if 0.0 <= value <= 1.0 and 0 <= seconds <= 600:
+            return name, value, seconds
+        raise ConfigError(f"IMAGEHOST_MODERATION: fixed:<score>[:<seconds>] needs a score within 0..1, got {setting!r}")
     raise ConfigError(f"IMAGEHOST_MODERATION must be 'nudenet', 'fixed:<score>' or 'off', got {setting!r}")
 
 
@@ -147,13 +148,13 @@ def open_moderator(setting: str, *, threads: int = 1) -> Moderator:
     "nudenet" returns a moderator whose model loads on first use (or on `load()`),
     once per process; `threads` caps onnxruntime's intra-op threads.
     """
-    name, value = _parse(setting)
+    name, value, delay = _parse(setting)
     if name == "off":
         return OffModerator()
     if name == "fixed":
         from origin.ports.moderation_fixed import FixedModerator
 
-        return FixedModerator(value)
+        return FixedModerator(value, delay)
     from origin.ports.moderation_nudenet import NudeNetModerator
 
     return NudeNetModerator(threads=threads)

@@ -18,7 +18,7 @@ from origin.ports.scanner import CLEAN, ScanFailed, ScannerUnavailable, ScanResu
 CHUNK = 1 << 20
 
 
-def _tcp_address(address: str) -> tuple[str, int] | None:
+def tcp_address(address: str) -> tuple[str, int] | None:
     host, sep, port = address.rpartition(":")
     if sep and host and port.isdigit() and "/" not in address:
         return host.strip("[]"), int(port)
@@ -47,7 +47,7 @@ class ClamdScanner:
         return self._command(b"VERSION")
 
     def _connect(self) -> socket.socket:
-        tcp = _tcp_address(self.address)
+        tcp = tcp_address(self.address)
         try:
             if tcp:
                 sock = socket.create_connection(tcp, timeout=self.connect_timeout)

@@ -56,6 +56,14 @@ class LocalStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreUnavailable(f"local store delete failed: {exc.strerror}") from exc
+
     def delete_prefix(self, prefix: str) -> int:
         base = self._path(prefix.rstrip("/"))
         if base.is_dir():

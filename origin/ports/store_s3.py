@@ -98,9 +98,25 @@ class S3Store:
             return False
         return True
 
+    def delete(self, key: str) -> None:
+        with self._errors("delete", key):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def presigned_post(self, key: str, max_bytes: int, content_type: str | None, expires_in: int) -> dict:
+        """A browser-usable POST form for exactly this key, at most max_bytes, of the declared type."""
+        fields, conditions = {}, [["content-length-range", 1, max_bytes]]
+        if content_type:
+            fields["Content-Type"] = content_type
+            conditions.append({"Content-Type": content_type})
+        with self._errors("presign", key):
+            return self.client.generate_presigned_post(
+                Bucket=self.bucket, Key=self._key(key), Fields=fields, Conditions=conditions, ExpiresIn=expires_in)
+
     def delete_prefix(self, prefix: str) -> int:
-        """Delete every object under `prefix`; return how many there were."""
-        full = self._key(prefix)  # an empty prefix is refused: never delete the whole store
+        """Delete every object under the folder `prefix`; return how many there were."""
+        # a folder, as in LocalStore: "images/ab" must not take "images/abc/" with it;
+        # an empty prefix is refused, so the whole store is never deleted
+        full = self._key(prefix.rstrip("/") + "/")
         deleted = 0
         with self._errors("delete", prefix):
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full)

@@ -25,7 +25,7 @@ from string import Template
 
 from origin.config import ConfigError, Settings
 from origin.ports.scanner import ScannerUnavailable, default_socket
-from origin.ports.scanner_clamd import ClamdScanner, _tcp_address
+from origin.ports.scanner_clamd import ClamdScanner, tcp_address
 
 SOURCE = Path(__file__).resolve().parent.parent / "clamav"
 SIGNATURE_SUFFIXES = {".ndb", ".ldb", ".hdb", ".hsb", ".mdb", ".msb", ".fp", ".sfp", ".ign2", ".cdb"}
@@ -89,7 +89,7 @@ def ensure_clamd(settings: Settings, timeout: float = 60.0) -> str:
     sock = socket_path(settings)
     if ClamdScanner(sock, timeout=5).ping():
         return sock
-    if _tcp_address(sock):
+    if tcp_address(sock):
         raise ScannerUnavailable(f"clamd at {sock} does not answer (a TCP clamd is not started by imagehost)")
     with _lock(clamd_dir(settings)):
         if ClamdScanner(sock, timeout=5).ping():  # another process started it meanwhile

@@ -1,0 +1,138 @@
+"""SQLite perceptual-hash index: the embedded default.
+
+One row per content id: the hash (signed 64-bit) and one indexed INTEGER column
+per band (see hash_index.py for the method and its recall guarantee). A lookup
+is one statement, a UNION of the per-band `IN (...)` lookups, each served by
+its band's index; candidates are verified in Python with int.bit_count().
+One connection per thread, WAL journal; the table is created on first use. It
+may live in the catalog's file (its own table) or in a file of its own.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterable
+
+from origin.errors import CatalogUnavailable
+from origin.ports.hash_index import (
+    BANDS,
+    DEFAULT_MAX_DISTANCE,
+    MASK64,
+    bands,
+    check_hash,
+    check_max_distance,
+    check_query,
+    probes,
+    to_signed,
+)
+
+BAND_COLUMNS = tuple(f"b{k}" for k in range(BANDS))
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS phash_index (\n"
+    "    content_id TEXT PRIMARY KEY,\n"
+    "    phash INTEGER NOT NULL,\n"
+    + ",\n".join(f"    {c} INTEGER NOT NULL" for c in BAND_COLUMNS)
+    + "\n);\n"
+    + "".join(f"CREATE INDEX IF NOT EXISTS phash_index_{c} ON phash_index ({c});\n" for c in BAND_COLUMNS)
+)
+UPSERT = (
+    f"INSERT INTO phash_index (content_id, phash, {', '.join(BAND_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * (2 + BANDS))}) "
+    f"ON CONFLICT (content_id) DO UPDATE SET phash = excluded.phash, "
+    + ", ".join(f"{c} = excluded.{c}" for c in BAND_COLUMNS)
+)
+
+
+def _row(content_id: str, phash: int) -> tuple:
+    check_hash(phash)
+    return (content_id, to_signed(phash), *bands(phash))
+
+
+class SqliteHashIndex:
+    def __init__(self, path: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE):
+        self.path = str(path)
+        self.max_distance = check_max_distance(max_distance)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._queries: dict[tuple[int, ...], str] = {}
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(SCHEMA)
+            except sqlite3.Error as exc:
+                raise CatalogUnavailable(f"sqlite hash index {self.path}: {exc}") from exc
+            self._local.conn = conn
+        return conn
+
+    def _run(self, sql: str, params=()) -> sqlite3.Cursor:
+        try:
+            return self._conn().execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            raise CatalogUnavailable(f"sqlite hash index: {exc}") from exc
+
+    def _lookup_sql(self, shape: tuple[int, ...]) -> str:
+        """One statement per probe shape (probes per band), so sqlite3's statement cache hits."""
+        sql = self._queries.get(shape)
+        if sql is None:
+            parts = [
+                f"SELECT content_id, phash FROM phash_index WHERE {column} IN ({', '.join('?' * n)})"
+                for column, n in zip(BAND_COLUMNS, shape)
+                if n
+            ]
+            sql = self._queries[shape] = " UNION ".join(parts)
+        return sql
+
+    def add(self, content_id: str, phash: int) -> None:
+        self._run(UPSERT, _row(content_id, phash))
+
+    def add_many(self, items: Iterable[tuple[str, int]]) -> int:
+        rows = [_row(content_id, phash) for content_id, phash in items]
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(UPSERT, rows)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            conn.execute("ANALYZE phash_index")
+        except sqlite3.OperationalError as exc:
+            raise CatalogUnavailable(f"sqlite hash index: {exc}") from exc
+        return len(rows)
+
+    def remove(self, content_id: str) -> None:
+        self._run("DELETE FROM phash_index WHERE content_id = ?", (content_id,))
+
+    def near(self, phash: int, max_distance: int) -> list[tuple[str, int]]:
+        check_hash(phash)
+        check_query(max_distance, self.max_distance)
+        per_band = probes(phash, max_distance)
+        params = [value for values in per_band for value in values]
+        rows = self._run(self._lookup_sql(tuple(len(v) for v in per_band)), params).fetchall()
+        found = []
+        for content_id, stored in rows:
+            distance = ((stored & MASK64) ^ phash).bit_count()
+            if distance <= max_distance:
+                found.append((distance, content_id))
+        found.sort()
+        return [(content_id, distance) for distance, content_id in found]
+
+    def count(self) -> int:
+        return self._run("SELECT count(*) FROM phash_index").fetchone()[0]
+
+    def ping(self) -> None:
+        self._run("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
