@@ -14,6 +14,7 @@ from origin.ports.catalog import RecordMissing
 from origin.security.apikeys import require_owner
 
 PAGE_DEFAULT, PAGE_MAX = 50, 200
+MAX_CURSOR = 2**62  # cursors are catalog sequence numbers
 
 
 def describe(record, base: str, widths, thumb_sizes) -> dict:
@@ -79,7 +80,7 @@ class ImageListResource(OwnedImages):
     def on_get(self, req, resp) -> None:
         owner = require_owner(self.api_keys, req.get_header("Authorization"))
         limit = req.get_param_as_int("limit", min_value=1, max_value=PAGE_MAX, default=PAGE_DEFAULT)
-        cursor = req.get_param_as_int("cursor", min_value=0)
+        cursor = req.get_param_as_int("cursor", min_value=0, max_value=MAX_CURSOR)
         records = self.catalog.list_owner(owner.name, limit + 1, cursor)
         page, more = records[:limit], len(records) > limit
         base = self.base(req)

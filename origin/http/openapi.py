@@ -70,7 +70,8 @@ def spec(version: str = "0.1.0") -> dict:
             "/v1/images": {"get": {
                 "summary": "List your images, newest first",
                 "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-                               {"name": "cursor", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+                               {"name": "cursor", "in": "query",
+                                "schema": {"type": "integer", "minimum": 0, "maximum": 2**62}}],
                 "responses": {"200": _json({"type": "object", "properties": {
                     "items": {"type": "array", "items": image},
                     "next_cursor": {"type": ["integer", "null"]}}}), **_errors(400, 401, 503)}}},

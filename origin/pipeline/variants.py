@@ -89,10 +89,10 @@ class Delivery:
                 record = self.catalog.get(image_id)
             except RecordMissing:
                 raise NotFound("no such image", image_id=image_id) from None
+            if not record.servable:  # not cached: an approval must take effect at once
+                raise NotFound("no such image", image_id=image_id)
             with self._lock:
                 self._records[image_id] = record
-        if not record.servable:
-            raise NotFound("no such image", image_id=image_id)
         return record
 
     def forget(self, image_id: str) -> None:
