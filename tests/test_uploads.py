@@ -82,6 +82,7 @@ def test_heic_from_a_phone(host):
     ("php in a JPEG comment", jpeg_with_comment(b'<?php system($_GET["c"]); ?>'), "malware"),
     ("EICAR", images.jpeg() + EICAR, "malware"),
     ("truncated JPEG", images.jpeg()[:3000], "corrupt"),
+    ("truncated HEIC", images.hevc_heic()[:-5000], "corrupt"),
     ("50k x 50k PNG", bomb_png(), "too_many_pixels"),
     ("GIF with too many frames", images.animated_gif(frames=25), "too_many_frames"),
 ])

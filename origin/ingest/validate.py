@@ -87,7 +87,13 @@ class _Corrupt(Exception):
     pass
 
 
-def validate(data: bytes, limits: Limits, declared_type: str | None = None, filename: str | None = None) -> Validated:
+def validate(data: bytes, limits: Limits, declared_type: str | None = None, filename: str | None = None,
+             decode: bool = True) -> Validated:
+    """Check `data` against `limits` from its header, then prove it decodes.
+
+    `decode=False` leaves the decode to the caller, who will decode anyway (the
+    HEIC master): it must then raise Rejected("corrupt") itself when that fails.
+    """
     if len(data) > limits.max_bytes:
         raise Rejected("too_large", f"{len(data)} bytes is over the {limits.max_bytes}-byte limit",
                        limit=limits.max_bytes)
@@ -100,7 +106,8 @@ def validate(data: bytes, limits: Limits, declared_type: str | None = None, file
     except (_Corrupt, struct.error, IndexError, ValueError) as exc:
         raise Rejected("corrupt", f"the {fmt} header is unreadable: {exc or 'truncated'}") from None
     _check_limits(header, limits)
-    _decode_check(data, fmt, header, limits)
+    if decode:
+        _decode_check(data, fmt, header, limits)
     return Validated(fmt, header.width, header.height, header.frames, header.has_alpha,
                      _mismatch(fmt, declared_type, filename))
 

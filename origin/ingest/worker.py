@@ -18,9 +18,10 @@ import time
 from dataclasses import dataclass
 
 from origin import keys
-from origin.errors import NotFound, Unavailable
+from origin.errors import NotFound, Unavailable, UnsupportedImage
 from origin.formats import FORMATS
 from origin.ingest import originals, process
+from origin.ingest.sniff import sniff
 from origin.ingest.validate import Limits, Rejected, validate
 from origin.pipeline.render import Encoding
 from origin.pipeline.variants import render_source_key
@@ -96,11 +97,15 @@ def step_validating(pipe: Pipeline, record) -> None:
                                 detail="the uploaded bytes never reached the store")
         return
     try:
-        checked = validate(data, pipe.limits, declared_type=record.content_type or None, filename=record.filename)
+        checked = validate(data, pipe.limits, declared_type=record.content_type or None, filename=record.filename,
+                           decode=not _gets_master(data))
         verdict = pipe.scanner.scan(data)
         if not verdict.clean:
             raise Rejected("malware", f"the malware scan found {verdict.signature}")
-        decoded = originals.prepare(data, checked.fmt)
+        try:
+            decoded = originals.prepare(data, checked.fmt)
+        except UnsupportedImage as exc:
+            raise Rejected("corrupt", exc.message) from None
     except Rejected as exc:
         quarantine(pipe, record, data, exc.reason, exc.message)
         return
@@ -116,6 +121,14 @@ def step_validating(pipe: Pipeline, record) -> None:
         has_alpha=header.has_alpha, pages=header.pages, metadata=json.dumps(note),
     )
     pipe.store.delete(upload_key(record.id))
+
+
+def _gets_master(data: bytes) -> bool:
+    """HEIC is decoded once, into its master, which is its decode check too."""
+    try:
+        return sniff(data[:64]) in originals.NEEDS_MASTER
+    except UnsupportedImage:
+        return False
 
 
 def quarantine(pipe: Pipeline, record, data: bytes, reason: str, message: str) -> None:
