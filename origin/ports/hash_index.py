@@ -38,21 +38,26 @@ For the default threshold r = 6 and m = 3: s = 2, a = 0, radii (2, 1, 1):
 shared by N/2**w rows, so the expected candidate count is
 254*N/2**22 + 2*22*N/2**21, about 82 rows at N = 1,000,000 (820 at 10M).
 
-Why 3 bands of ~21 bits (measured on the local PostgreSQL 15, 1M uniform
-random hashes, 2 shared CPU cores, r = 6, per-query latency including the
-client round trip):
+Why 3 bands of ~21 bits. Measured on the local PostgreSQL 15 (shared_buffers
+128 MB), 1M uniformly random hashes, r = 6, the same UNION ALL statement per
+layout, on 2 CPU cores shared with other jobs (load average 4-8):
 
-    layout             probes  candidates@1M   p50      p99
-    8 x 8 bits, r=0       8       ~31,000      16 ms    38 ms    (bucket N/256)
-    4 x 16 bits, (1,1,1,0)  52        ~790     1.3 ms   4.5 ms
-    3 x 21-22, (2,1,1)    298         ~82      0.8 ms   1.4 ms   <- chosen
-    2 x 32 bits, (3,2)   6,018          ~0     15 ms    35 ms    (probe-bound)
+    layout               probes  candidates@1M  statement (server)   client p50
+    8 x 8 bits, r=0          7      ~27,000      52-73 ms             16-73 ms
+    4 x 16, radii 1,1,1,0   52         ~790      1 ms hot, 18 ms *    1.3-20 ms
+    3 x 22/21/21, 2,1,1    298          ~82      0.56 ms (p99 0.9)    0.8-1.1 ms  <- chosen
+    2 x 32, radii 3,2    6,018           ~1      probe-bound          15-19 ms
 
-Fewer, wider bands trade candidates (heap rows fetched and verified, which grow
-linearly with N) for probes (index descents, which do not grow with N). With
-8-bit bands every band bucket holds N/256 hashes, a linear scan in slices; with
-32-bit bands the ~6,000 index descents dominate. Three bands keep both small,
-and their candidate count stays in the hundreds up to ~10M hashes.
+    * 18 ms once the 81 MB heap no longer sits in shared_buffers: every
+      candidate is a random heap page read.
+
+Fewer, wider bands trade candidates (heap rows fetched and verified, growing
+linearly with N and costly as soon as the table outgrows the buffer cache) for
+probes (index descents, ~3 buffer hits each, independent of N). With 8-bit
+bands every band bucket holds N/256 hashes: a linear scan in slices. With
+32-bit bands the ~6,000 index descents dominate. Three bands keep both small
+(~300 descents + ~80 heap rows at 1M), and the candidate count stays in the
+hundreds up to ~10M hashes.
 
 The layout is fixed by the schema (changing it means rebuilding the index).
 `max_distance`, the threshold the index guarantees, is a constructor argument
