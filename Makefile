@@ -4,10 +4,13 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-APT_PACKAGES := mate-backgrounds wrk clamav-daemon
+# what `make serve` runs on: the malware scanner and the edge
+SERVE_PACKAGES := clamav-daemon nginx-light libnginx-mod-http-js
+# what the tests and benchmarks add: real photos, a load generator, Varnish, a browser
+TEST_PACKAGES  := $(SERVE_PACKAGES) mate-backgrounds wrk varnish varnish-vmod-digest chromium
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test bench install system-packages clean
+.PHONY: serve test bench loadtest install serve-packages test-packages clean
 
 install: $(STAMP)
 
@@ -17,22 +20,38 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-system-packages:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Installs the Debian packages that are missing. The project starts its own clamd,
+# nginx and varnishd on loopback with its own configuration; the distribution's
+# services (and freshclam, which would fetch signatures) are kept stopped.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+		if [ -d /run/systemd/system ]; then \
+			$$SUDO systemctl disable --now nginx varnish varnishncsa clamav-daemon clamav-freshclam 2>/dev/null || true; \
+		fi; \
 	fi
+endef
 
-serve: install
-	$(BIN)/imagehost serve
+serve-packages:
+	$(call apt_install,$(SERVE_PACKAGES))
 
-test: system-packages install
+test-packages:
+	$(call apt_install,$(TEST_PACKAGES))
+
+serve: serve-packages install
+	$(BIN)/python -m edge.run
+
+test: test-packages install
 	$(BIN)/python -m pytest -q
 
-bench: system-packages install
+bench: test-packages install
 	$(BIN)/python loadtest/bench_render.py
+
+loadtest: test-packages install
+	$(BIN)/python loadtest/run_loadtest.py
 
 clean:
 	rm -rf $(VENV) var test-output

@@ -5,6 +5,7 @@
     /v1/images[/{id}[/original]]  http/images.py
     /v1/review[/{id}[/preview]]   http/review.py
     /openapi.json                 http/openapi.py
+    / /gallery /review /static/*  http/static.py   (pages from origin/web/) and /v1/config
     /healthz /readyz /metrics     http/health.py, http/metrics.py
     errors                        http/errors.py (the one place they become answers)
 """
@@ -27,6 +28,7 @@ from origin.http.metrics import MetricsResource
 from origin.http.openapi import OpenApiResource
 from origin.http.review import ReviewDecisionResource, ReviewPreviewResource, ReviewQueueResource
 from origin.http.sign import SignResource
+from origin.http.static import add_routes as add_web_routes
 from origin.http.uploads import LocalTarget, LocalUploadResource, S3Target, UploadsResource
 from origin.metrics import Metrics, build_metrics
 from origin.pipeline.variants import Delivery
@@ -34,6 +36,7 @@ from origin.ports.catalog import Catalog, open_catalog
 from origin.ports.cdn import open_cdn
 from origin.ports.queue import Queue, open_queue
 from origin.ports.store import Store, open_store
+from origin.security import dev_secrets
 from origin.security.apikeys import ApiKeys
 from origin.security.signing import SigningKeys
 from origin.security.upload_tokens import UploadTokens
@@ -92,6 +95,7 @@ def create_app(settings: Settings, store: Store, catalog: Catalog, metrics: Metr
     app.add_route("/v1/review/{image_id}/preview", ReviewPreviewResource(settings, catalog, store, signing_keys))
     app.add_route("/openapi.json", OpenApiResource())
     app.add_route("/v1/sign", SignResource(settings, api_keys))
+    add_web_routes(app, settings)  # the browser pages and /v1/config
 
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(store, catalog))
@@ -121,7 +125,7 @@ def start_workers(settings: Settings, ports: Ports):
 
 def from_env() -> falcon.App:
     """The gunicorn entry point (`origin.app:from_env()`), called once in each worker."""
-    settings = Settings.from_env()
+    settings, _ = dev_secrets.ensure(Settings.from_env())  # every worker reads the same secrets
     ports = open_ports(settings)
     if settings.queue == "local" and settings.worker_threads > 0:
         start_workers(settings, ports)

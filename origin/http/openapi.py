@@ -107,6 +107,15 @@ def spec(version: str = "0.1.0") -> dict:
                 "responses": {"200": {"description": "WebP preview",
                                       "content": {"image/webp": {"schema": {"type": "string", "format": "binary"}}}},
                               **_errors(400, 403, 404, 503)}}},
+            "/v1/config": {"get": {
+                "summary": "Public facts for clients: upload limit, allowed sizes, whether URLs must be signed",
+                "security": [],
+                "responses": {"200": _json({"type": "object", "required": [
+                    "max_bytes", "widths", "thumb_sizes", "signing_required", "accepted_types"], "properties": {
+                    "max_bytes": {"type": "integer"}, "signing_required": {"type": "boolean"},
+                    "widths": {"type": "array", "items": {"type": "integer"}},
+                    "thumb_sizes": {"type": "array", "items": {"type": "integer"}},
+                    "accepted_types": {"type": "array", "items": {"type": "string"}}}})}}},
             "/v1/sign": {"post": {
                 "summary": "Sign delivery paths (signed, expiring URLs)",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {

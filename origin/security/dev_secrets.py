@@ -31,15 +31,25 @@ def ensure(settings):
         return settings, []
     path = settings.data_dir / "secrets.json"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        stored = json.loads(path.read_text())
-    else:
-        stored = _fresh()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(stored, fh, indent=2)
+    if not path.exists():
+        _create(path)
+    stored = json.loads(path.read_text())
     filled = {name: stored[name] for name in missing}
     return replace(settings, **filled), missing
+
+
+def _create(path) -> None:
+    """Write fresh secrets whole, then link them into place: concurrent starters agree on one file."""
+    tmp = path.with_name(f".secrets-{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(_fresh(), fh, indent=2)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process won; its secrets count
+    finally:
+        os.unlink(tmp)
 
 
 def export(settings, names) -> None:

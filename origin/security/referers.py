@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from origin.security.apikeys import Forbidden
+from origin.errors import Forbidden
 
 HOST_CHARS = re.compile(r"^[a-z0-9.-]+$")
 

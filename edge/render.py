@@ -1,0 +1,150 @@
+"""Render the nginx edge configuration from Settings into a prefix directory.
+
+    {prefix}/nginx.conf          from nginx/edge.conf.template
+    {prefix}/proxy.conf          from nginx/proxy.conf.template
+    {prefix}/delivery.conf       from nginx/delivery.conf.template
+    {prefix}/js/                 edge/signature.js, edge/purge.js and the rendered
+                                 edge_settings.js (signing keys: mode 0600)
+    {prefix}/cache, logs, tmp    everything nginx writes
+
+`nginx_command` gives the command line that runs it in the foreground.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge import negotiation
+from origin.formats import OUTPUT_FORMATS
+from origin.security.referers import RefererPolicy
+from origin.security.signing import SigningKeys
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "nginx"
+JS_SOURCES = ("signature.js", "purge.js")
+CACHE_LEVELS = (1, 2)
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
+
+
+@dataclass(frozen=True)
+class EdgeOptions:
+    prefix: Path  # where the config and everything nginx writes go
+    listen: str  # "127.0.0.1:8080"
+    origin: str  # "127.0.0.1:8081"
+    plain_listen: str = ""  # a second server on the same cache with no hotlink checks (benchmark baseline)
+    edge_ttl: int = 0  # 0: honour the origin's Cache-Control; n > 0: cache every 200 for n s (tests)
+    workers: str = "auto"
+    cache_max_size: str = "10g"
+
+
+def options_from_settings(settings) -> EdgeOptions:
+    return EdgeOptions(
+        prefix=(settings.data_dir / "edge").resolve(),
+        listen=f"{settings.host}:{settings.port}",
+        origin=f"127.0.0.1:{settings.origin_port}",
+    )
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    def value(match: re.Match) -> str:
+        return values[match.group(1)]
+
+    return PLACEHOLDER.sub(value, template)
+
+
+def _referer_map(policy: RefererPolicy) -> str:
+    empty = "1" if policy.allow_empty else "0"
+    pattern = negotiation.nginx_safe(policy.pattern)
+    return "\n".join(f"        {line}" for line in ('default 0;', f'"" {empty};', f'"~*{pattern}" 1;'))
+
+
+def _signature_check(settings) -> str:
+    if not settings.signing_required:
+        return "            # signed URLs not required (IMAGEHOST_SIGNING_REQUIRED=0)"
+    return (
+        "            if ($signature_refusal) {\n"
+        "                add_header Cache-Control no-store always;\n"
+        "                return 403 '{\"error\":\"bad_signature\",\"message\":\"$signature_refusal\"}\\n';\n"
+        "            }"
+    )
+
+
+def _plain_server(options: EdgeOptions) -> str:
+    if not options.plain_listen:
+        return ""
+    return (
+        "    # benchmark baseline: the same cache, no Referer or signature checks\n"
+        "    server {\n"
+        f"        listen {options.plain_listen};\n"
+        f"        location /images/ {{ include {options.prefix}/delivery.conf; }}\n"
+        "    }"
+    )
+
+
+def _edge_settings_js(settings, options: EdgeOptions) -> str:
+    keys = dict(SigningKeys.parse(settings.signing_keys).keys)
+    values = {
+        "keys": keys,
+        "cacheDir": str(options.prefix / "cache"),
+        "levels": list(CACHE_LEVELS),
+        "widths": list(settings.widths),
+        "thumbs": list(settings.thumb_sizes),
+        "formats": list(OUTPUT_FORMATS),
+        "classes": list(negotiation.CLASSES),
+    }
+    return "// rendered by edge/render.py: signing keys, cache layout, allow-lists\n" \
+           f"export default {json.dumps(values, indent=2)};\n"
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def render(settings, options: EdgeOptions) -> Path:
+    """Write the configuration for `options` into options.prefix; return nginx.conf's path."""
+    prefix = options.prefix
+    for sub in ("cache", "logs", "js", "tmp"):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+    ttl = options.edge_ttl
+    values = {
+        "user": "user root root;  # the launcher runs as root: workers keep its rights on the data dir"
+        if os.geteuid() == 0 else "",
+        "workers": str(options.workers),
+        "prefix": str(prefix),
+        "listen": options.listen,
+        "origin": options.origin,
+        "levels": ":".join(map(str, CACHE_LEVELS)),
+        "cache_max_size": options.cache_max_size,
+        "max_body": str(settings.max_upload_bytes + 2 * 1024 * 1024),
+        "accept_avif": negotiation.nginx_safe(negotiation.AVIF),
+        "accept_webp": negotiation.nginx_safe(negotiation.WEBP),
+        "negotiated_path": negotiation.NEGOTIATED_PATH,
+        "referer_map": _referer_map(RefererPolicy.from_settings(settings)),
+        "signature_check": _signature_check(settings),
+        "plain_server": _plain_server(options),
+        "ignore_cache_headers": " Cache-Control Expires" if ttl else "",
+        "cache_valid": f"proxy_cache_valid 200 {ttl}s;" if ttl else "# the origin's Cache-Control decides",
+    }
+    for name in ("edge.conf", "proxy.conf", "delivery.conf"):
+        text = fill((TEMPLATES / f"{name}.template").read_text(), values)
+        _write(prefix / ("nginx.conf" if name == "edge.conf" else name), text, 0o600)
+    for name in JS_SOURCES:
+        shutil.copyfile(Path(__file__).with_name(name), prefix / "js" / name)
+    _write(prefix / "js" / "edge_settings.js", _edge_settings_js(settings, options), 0o600)
+    return prefix / "nginx.conf"
+
+
+def nginx_command(conf: Path, *, test: bool = False) -> list[str]:
+    prefix = conf.parent
+    command = [NGINX, "-p", f"{prefix}/", "-c", str(conf), "-e", str(prefix / "logs" / "error.log")]
+    return command + (["-t", "-q"] if test else ["-g", "daemon off;"])
