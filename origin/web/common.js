@@ -114,7 +114,7 @@ export function setupSession({ as = "owner", check, onSignedIn, onSignedOut }) {
     form.hidden = held;
     signedIn.hidden = !held;
     if (gate) gate.hidden = held;
-    document.body.classList.toggle("signed-in", held);
+    document.body.classList.toggle("has-key", held);
   };
 
   form.addEventListener("submit", async (event) => {

@@ -31,7 +31,7 @@ function snippet(info, config, url) {
   const widths = widthsFor(info, config);
   const src = widths.find((w) => w >= 600) ?? widths[widths.length - 1];
   const shown = Math.min(info.width, DISPLAY_WIDTH);
-  const srcset = widths.map((w) => `${url(info.urls.widths[`w${w}`])} ${w}w`).join(",\n          ");
+  const srcset = widths.map((w) => `${url(info.urls.widths[`w${w}`])} ${w}w`).join(", ");
   return `<img src="${escapeAttr(url(info.urls.widths[`w${src}`]))}"\n` +
     `     srcset="${escapeAttr(srcset)}"\n` +
     `     sizes="(max-width: ${shown}px) 100vw, ${shown}px"\n` +
@@ -95,7 +95,7 @@ function card(info, config, signed) {
     el.append(h("details", {}, h("summary", {}, "Variant URLs"), links,
       h("p", { class: "muted small" }, "Without an extension the format follows the browser's Accept; " +
         "add .avif, .webp, .jpeg or .png to fix it.")));
-    const area = h("textarea", { id: `snippet-${info.id}`, readonly: true, rows: 7, spellcheck: "false" });
+    const area = h("textarea", { id: `snippet-${info.id}`, readonly: true, rows: 9, spellcheck: "false" });
     area.value = snippet(info, config, signed);
     const copied = h("span", { class: "muted small", role: "status" });
     const copy = h("button", {

@@ -24,7 +24,7 @@ function entryElement(entry) {
   const reject = h("button", { type: "button", class: "danger", onclick: () => decide(el, "reject") },
     h("kbd", {}, "R"), " Reject");
   const el = h("li", {
-    class: "held", tabindex: "0", dataset: { id: entry.id },
+    class: "review-item", tabindex: "0", dataset: { id: entry.id },
     "aria-label": `${name}, score ${score.toFixed(2)}, uploaded by ${entry.owner}`, "aria-keyshortcuts": "A R",
   },
   h("div", { class: "preview-box" }, img),
@@ -105,12 +105,12 @@ async function refresh(mine) {
   }
   if (shown.size === 0 && !status.textContent) status.textContent = "Nothing is waiting for review.";
   if (shown.size > 0 && status.textContent === "Nothing is waiting for review.") status.textContent = "";
-  const first = queue.querySelector("li.held");
+  const first = queue.querySelector("li.review-item");
   if (first && (document.activeElement === document.body || document.activeElement === null)) first.focus();
 }
 
 queue.addEventListener("keydown", (event) => {
-  const el = event.target.closest("li.held");
+  const el = event.target.closest("li.review-item");
   if (!el || event.ctrlKey || event.metaKey || event.altKey) return;
   const key = event.key.toLowerCase();
   if (key === "a") decide(el, "approve");

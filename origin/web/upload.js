@@ -2,7 +2,8 @@
 // (PUT to the origin's local store, or a presigned POST form to S3) with progress,
 // then its state is followed on its status_url until it rests.
 
-import { api, ApiError, formatBytes, getConfig, h, ownOrigin, session, setupSession, sleep } from "./common.js";
+import { api, ApiError, deliverable, formatBytes, getConfig, h, ownOrigin, session, setupSession, sleep, stem }
+  from "./common.js";
 
 const RESTING = new Set(["ready", "held", "quarantined"]);
 const POLL_MS = 600;
@@ -66,9 +67,9 @@ class Upload {
       this.actions);
   }
 
-  set(state, detail = "") {
+  set(state, detail = "", label = LABEL[state] || state) {
     this.el.dataset.state = state;
-    this.stateText.textContent = LABEL[state] || state;
+    this.stateText.textContent = label;
     this.detail.textContent = detail;
   }
 
@@ -163,13 +164,19 @@ class Upload {
   show(info) {
     if (info.state === "quarantined") {
       this.el.dataset.reason = info.reason;
-      this.set("quarantined", `${REASON[info.reason] || info.reason}: ${info.detail} (${info.reason})`);
+      this.set("quarantined", `${info.detail} (${info.reason})`, `refused: ${REASON[info.reason] || info.reason}`);
     } else if (info.state === "held") {
       const score = info.moderation_score === undefined ? "" : ` (score ${info.moderation_score})`;
       this.set("held", `Moderation held it for a reviewer${score}; nothing is served until it is approved.`);
     } else if (info.state === "ready") {
-      this.set("ready", `${info.width} × ${info.height}`);
-      this.actions.replaceChildren(h("a", { href: `gallery#img-${info.id}` }, "Open in the gallery"));
+      this.set("ready", `${info.width} × ${info.height} px, served in every size and format`);
+      const sizes = this.config.thumb_sizes;
+      const size = sizes.find((s) => s >= 128) ?? sizes[sizes.length - 1];
+      const link = h("a", { href: `gallery#img-${info.id}` }, "Open in the gallery");
+      this.actions.replaceChildren(link);
+      deliverable([info.urls.smart[`sm${size}`]]).then(([src]) => {
+        link.before(h("img", { class: "mini", src, alt: stem(this.file.name), width: 64, height: 64 }));
+      }, () => {});
     } else {
       this.set(info.state);
     }
@@ -208,11 +215,17 @@ async function add(files) {
   }
 }
 
-async function main() {
-  const config = await getConfig();
-  document.getElementById("limits").textContent =
-    `Up to ${formatBytes(config.max_bytes)} each: JPEG, PNG, WebP, AVIF, GIF or HEIC. ` +
-    "Every file is checked, scanned and moderated before it is served.";
+function main() {
+  setupSession({
+    as: "owner",
+    check: (key) => api("v1/images?limit=1", { key }),
+    onSignedIn: () => {},
+  });
+  getConfig().then((config) => {
+    document.getElementById("limits").textContent =
+      `Up to ${formatBytes(config.max_bytes)} each: JPEG, PNG, WebP, AVIF, GIF or HEIC. ` +
+      "Every file is checked, scanned and moderated before it is served.";
+  });
 
   input.addEventListener("change", () => {
     add([...input.files]);
@@ -230,12 +243,6 @@ async function main() {
   drop.addEventListener("drop", (event) => {
     event.preventDefault();
     if (session.key) add([...event.dataTransfer.files]);
-  });
-
-  setupSession({
-    as: "owner",
-    check: (key) => api("v1/images?limit=1", { key }),
-    onSignedIn: () => {},
   });
 }
 
