@@ -31,6 +31,7 @@ from origin.http.sign import SignResource
 from origin.http.static import add_routes as add_web_routes
 from origin.http.uploads import LocalTarget, LocalUploadResource, S3Target, UploadsResource
 from origin.metrics import Metrics, build_metrics
+from origin.pipeline.render import configure_libvips
 from origin.pipeline.variants import Delivery
 from origin.ports.catalog import Catalog, open_catalog
 from origin.ports.cdn import open_cdn
@@ -125,6 +126,7 @@ def start_workers(settings: Settings, ports: Ports):
 
 def from_env() -> falcon.App:
     """The gunicorn entry point (`origin.app:from_env()`), called once in each worker."""
+    configure_libvips()
     settings, _ = dev_secrets.ensure(Settings.from_env())  # every worker reads the same secrets
     ports = open_ports(settings)
     if settings.queue == "local" and settings.worker_threads > 0:

@@ -13,6 +13,7 @@ full size, so a 50-megapixel JPEG is never decoded whole for a w300 variant.
 """
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 
 import pyvips
@@ -21,6 +22,29 @@ from origin.errors import RenderFailed
 from origin.formats import FORMATS
 
 HUGE = 10_000_000  # "no limit" on one side of a thumbnail box
+# libjpeg's optimised Huffman tables need every coefficient in memory: above this
+# many pixels (full-size originals of big photos) the default tables are used
+OPTIMIZE_CODING_MAX_PIXELS = 12_000_000
+
+
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc mallopt parameters
+
+
+def configure_libvips() -> None:
+    """Once per process that renders, before its threads start.
+
+    libvips' operation cache would hold the last 100 operations and their
+    multi-megabyte source buffers, and never hit (every render starts from other
+    bytes): it is turned off. glibc gets two arenas, and buffers of 4 MB and more
+    are mapped and unmapped, so a source's memory goes back to the system when a
+    render ends instead of staying in a thread's arena."""
+    pyvips.cache_set_max(0)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    libc.mallopt(M_ARENA_MAX, 2)
+    libc.mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -105,7 +129,8 @@ def colour(image: pyvips.Image, opts: RenderOptions) -> pyvips.Image:
 def encode(image: pyvips.Image, opts: RenderOptions, enc: Encoding) -> bytes:
     fmt = opts.fmt
     if fmt == "jpeg":
-        return image.jpegsave_buffer(Q=enc.jpeg_quality, optimize_coding=True, keep="icc")
+        optimize = image.width * image.height <= OPTIMIZE_CODING_MAX_PIXELS
+        return image.jpegsave_buffer(Q=enc.jpeg_quality, optimize_coding=optimize, keep="icc")
     if fmt == "webp":
         return image.webpsave_buffer(Q=enc.webp_quality, keep="icc")
     if fmt == "avif":
