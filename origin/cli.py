@@ -1,4 +1,4 @@
-"""The `imagehost` command: serve, ingest, worker, setup."""
+"""The `imagehost` command: serve, ingest, worker, setup, compact."""
 from __future__ import annotations
 
 import argparse
@@ -65,6 +65,9 @@ def cmd_worker(settings: Settings, args) -> int:
     stop_requested = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop_requested.set())
+    from origin.pipeline.render import configure_libvips
+
+    configure_libvips()
     stop = start_workers(settings, open_ports(settings))
     print(f"imagehost: worker running ({settings.worker_threads} threads, queue {settings.queue})", flush=True)
     stop_requested.wait()
@@ -86,17 +89,20 @@ def cmd_setup(settings: Settings, args) -> int:
 def cmd_ingest(settings: Settings, args) -> int:
     from origin.ingest.originals import ingest
     from origin.ingest.validate import Limits
+    from origin.metrics import build_metrics
     from origin.ports.catalog import open_catalog
     from origin.ports.store import open_store
 
     store = open_store(settings)
     catalog = open_catalog(settings.catalog)
+    metrics = build_metrics()  # adds to /metrics when PROMETHEUS_MULTIPROC_DIR is shared with the origin
     failures = 0
     for name in args.paths:
         path = Path(name)
         try:
             data = path.read_bytes()
-            record = ingest(data, store, catalog, limits=Limits.from_settings(settings), filename=path.name)
+            record = ingest(data, store, catalog, limits=Limits.from_settings(settings), filename=path.name,
+                            metrics=metrics)
         except OSError as exc:
             print(f"imagehost: {name}: cannot read: {exc.strerror}", file=sys.stderr)
             failures += 1
@@ -111,6 +117,27 @@ def cmd_ingest(settings: Settings, args) -> int:
     return 1 if failures else 0
 
 
+def cmd_compact(settings: Settings, args) -> int:
+    """Collapse duplicates found late and reclaim storage (origin/ingest/compact.py); one JSON line."""
+    import dataclasses
+    import logging
+
+    from origin.ingest import compact
+    from origin.metrics import build_metrics
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    ctx = compact.from_settings(settings, build_metrics())
+    try:
+        report = compact.compact(ctx)
+    except ImagehostError as exc:
+        print(f"imagehost: compact: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.catalog.close()
+    print(json.dumps(dataclasses.asdict(report)), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="imagehost", description="a self-hosted image host")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,13 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("setup", help="create the S3 bucket, SQS queue and bucket notification")
     ingest = sub.add_parser("ingest", help="store image files as new images; one JSON line per file")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
+    sub.add_parser("compact", help="collapse duplicates found late, reclaim storage; safe to kill and rerun")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         print(f"imagehost: configuration error: {exc}", file=sys.stderr)
         return 2
-    commands = {"serve": cmd_serve, "ingest": cmd_ingest, "worker": cmd_worker, "setup": cmd_setup}
+    commands = {"serve": cmd_serve, "ingest": cmd_ingest, "worker": cmd_worker, "setup": cmd_setup,
+                "compact": cmd_compact}
     return commands[args.command](settings, args)
 
 

@@ -85,10 +85,20 @@ class Settings:
     moderation: str = "nudenet"  # nudenet | fixed:<score> (tests) | off
     nsfw_threshold: float = 0.6
     webhook_secret: str = ""  # HMAC key for callback webhooks; empty: generated into data_dir
+    # dedup (origin/ingest/dedup.py): exact duplicates are always aliased; these govern the perceptual kind
+    dedup_perceptual: bool = True  # 0: near-duplicates are never collapsed (exact dedup stays on)
+    dedup_perceptual_optout: str = ""  # owners whose uploads are never collapsed perceptually, comma-separated
+    dedup_distance: int = 6  # Hamming distance of 64-bit pHashes at or under which two pictures are one
+    dedup_inline: bool = True  # 1: the worker looks for near-duplicates before `ready`; 0: `imagehost compact` only
+    compact_stop_after: str = ""  # test hook: `imagehost compact` kills itself (SIGKILL) after this step
 
     @property
     def catalog(self) -> str:
         return self.catalog_url or f"sqlite:///{self.data_dir / 'catalog.sqlite3'}"
+
+    @property
+    def perceptual_optout(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.dedup_perceptual_optout.split(",") if part.strip())
 
     @property
     def store_dir(self) -> Path:
@@ -125,6 +135,8 @@ class Settings:
             raise ConfigError("IMAGEHOST_AVIF_EFFORT must be between 0 and 9")
         if self.render_concurrency < 1:
             raise ConfigError("IMAGEHOST_RENDER_CONCURRENCY must be at least 1")
+        if not 0 <= self.dedup_distance <= 10:  # the pHash index guarantees full recall up to 10
+            raise ConfigError("IMAGEHOST_DEDUP_DISTANCE must be between 0 and 10")
 
 
 def _parse(type_name: str, raw: str):

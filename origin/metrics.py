@@ -22,7 +22,8 @@ class Metrics:
     store_lookups: Counter
     bytes_out: Counter
     renders_in_flight: Gauge
-    responses: Counter
+    duplicates: Counter  # uploads (or, in compaction, contents) found to be duplicates, by kind
+    dedup_bytes_saved: Counter  # store bytes not written, or reclaimed, because of dedup
 
     def exposition(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -34,6 +35,9 @@ class Metrics:
 
 def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
     registry = registry if registry is not None else CollectorRegistry()
+    shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if shared:  # a CLI process may be the first to write there
+        os.makedirs(shared, exist_ok=True)
     return Metrics(
         registry=registry,
         renders=Counter("imagehost_renders", "Variants rendered, by output format", ["format"], registry=registry),
@@ -49,5 +53,11 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         renders_in_flight=Gauge(
             "imagehost_renders_in_flight", "Renders running now", multiprocess_mode="livesum", registry=registry
         ),
-        responses=Counter("imagehost_responses", "Responses by status code", ["status"], registry=registry),
+        duplicates=Counter(
+            "imagehost_duplicates", "Duplicates collapsed into one content, by kind (exact | perceptual)", ["kind"],
+            registry=registry,
+        ),
+        dedup_bytes_saved=Counter(
+            "imagehost_dedup_bytes_saved", "Store bytes not written, or reclaimed, because of dedup", registry=registry
+        ),
     )

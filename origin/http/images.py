@@ -8,8 +8,10 @@ import falcon
 from origin import keys
 from origin.errors import NotFound
 from origin.formats import BY_MIME
+from origin.ingest.compact import reclaim
 from origin.ingest.worker import quarantine_key, upload_key
 from origin.pipeline.request import check_id
+from origin.pipeline.variants import owner_source_key
 from origin.ports.catalog import RecordMissing
 from origin.security.apikeys import require_owner
 
@@ -117,7 +119,7 @@ class OriginalDownloadResource(OwnedImages):
         if record.state in ("requested", "uploaded", "validating", "quarantined"):
             raise NotFound("the original is not available in this state", state=record.state)
         fmt = BY_MIME[record.content_type]
-        resp.data = self.store.get(keys.source_key(record.id, fmt.name))
+        resp.data = self.store.get(owner_source_key(record))  # its content's source is the same bytes
         resp.content_type = fmt.mime
         name = record.filename or f"{record.id}.{fmt.ext}"
         resp.downloadable_as = name
@@ -125,15 +127,25 @@ class OriginalDownloadResource(OwnedImages):
 
 
 def remove_image(store, catalog, cdn, forget, image_id: str) -> None:
-    """Delete an image everywhere: catalog first (it stops serving), then bytes, then edge caches."""
-    try:
-        catalog.delete(image_id)
-    except RecordMissing:
-        pass
+    """Delete an image everywhere: the record first (it stops serving; in the same transaction its
+    content's reference count drops, and at zero the content turns `deleting`, so no upload can
+    attach to it any more), then the bytes nobody else uses, then the edge caches.
+
+    A crash between the steps leaves no record pointing at deleted bytes: what is left behind is
+    a `deleting` content or an unused kept source, which `imagehost compact` reclaims."""
+    removed = catalog.remove_record(image_id)
     forget(image_id)
-    store.delete_prefix(keys.prefix(image_id))
+    if removed is not None:
+        record = removed.record
+        if not record.content_id:  # made before contents existed: the folder is its own
+            store.delete_prefix(keys.prefix(record.id))
+        elif removed.content is not None and removed.content.state == "deleting":
+            # no record moved away from it within the grace (a repoint takes every record at once,
+            # so a content released by deletions was never repointed): nobody can read it any more
+            reclaim(store, catalog, removed.content)
+        if removed.source_orphaned:  # a kept source (sources/{content}/) nobody downloads any more
+            store.delete_prefix(record.source_key.rsplit("/", 1)[0] + "/")
     store.delete(upload_key(image_id))
     store.delete_prefix(quarantine_key(image_id).rsplit("/", 1)[0] + "/")
     if cdn is not None:
         cdn.purge(image_id)
-

@@ -6,7 +6,7 @@ import falcon
 from origin.errors import InvalidRequest, NotFound
 from origin.pipeline.render import Encoding, RenderOptions, render
 from origin.pipeline.request import check_id
-from origin.pipeline.variants import render_source_key
+from origin.pipeline.variants import render_source_key, served_record
 from origin.ports.catalog import RecordMissing
 from origin.security import signing
 from origin.security.apikeys import require_reviewer
@@ -91,6 +91,7 @@ class ReviewPreviewResource:
             raise NotFound("no such image", image_id=image_id) from None
         if record.state != "held":
             raise NotFound("this image is not waiting for review", state=record.state)
+        record = served_record(self.catalog, record)  # an alias shows its content
         source = self.store.get(render_source_key(record))
         options = RenderOptions("w", PREVIEW_WIDTH, "webp", record.width, record.height)
         resp.data = render(source, options, self.encoding)

@@ -18,8 +18,9 @@ import pyvips
 from origin import keys
 from origin.errors import UnsupportedImage
 from origin.formats import FORMATS
+from origin.ingest.dedup import count_duplicate
 from origin.ingest.validate import Limits, Rejected, validate
-from origin.ports.catalog import Catalog, ImageRecord
+from origin.ports.catalog import Catalog, Content, ImageRecord
 from origin.ports.store import Store
 
 NEEDS_MASTER = {"heic"}
@@ -89,8 +90,13 @@ def _heif_master(data: bytes) -> Decoded:
 
 
 def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state: str = "ready",
-           owner: str = "", filename: str = "") -> ImageRecord:
-    """Store `data` as a new image and return its record (the trusted bulk import: no scan, no moderation)."""
+           owner: str = "", filename: str = "", metrics=None) -> ImageRecord:
+    """Store `data` as a new image and return its record (the trusted bulk import: no scan, no moderation).
+
+    Bytes already stored (the same SHA-256 as a live content) make the new record an alias of
+    that content and nothing is stored again (origin/ingest/dedup.py). The record is written
+    first, unservable, and attached to its content before anything is stored under it; it
+    becomes `state` only once its bytes are there."""
     try:
         fmt = validate(data, limits, filename=filename or None).fmt
     except Rejected as exc:
@@ -98,17 +104,15 @@ def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state
     decoded = prepare(data, fmt)
     header = decoded.header
     image_id = new_id()
-    store.put(keys.source_key(image_id, fmt), data, FORMATS[fmt].mime)
-    if decoded.master is not None:
-        store.put(keys.master_key(image_id, header.has_alpha), decoded.master, "")
+    sha256 = hashlib.sha256(data).hexdigest()
     record = ImageRecord(
         id=image_id,
         content_type=FORMATS[fmt].mime,
         width=header.width,
         height=header.height,
         bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        state=state,
+        sha256=sha256,
+        state="requested",  # not served, and no worker's job
         has_alpha=header.has_alpha,
         pages=header.pages,
         created_at=datetime.now(timezone.utc),
@@ -116,4 +120,17 @@ def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state
         filename=filename,
     )
     catalog.add(record)
-    return record
+    content = Content(id=image_id, sha256=sha256, content_type=FORMATS[fmt].mime, width=header.width,
+                      height=header.height, has_alpha=header.has_alpha, pages=header.pages, bytes=len(data))
+    attached = catalog.attach(image_id, content, ("requested",))
+    content_id = attached.content.id
+    source_key = keys.source_key(content_id, fmt)
+    if not attached.alias or not store.exists(source_key):  # an alias stores only what is missing
+        store.put(source_key, data, FORMATS[fmt].mime)
+    master_key = keys.master_key(content_id, header.has_alpha)
+    if decoded.master is not None and (not attached.alias or not store.exists(master_key)):
+        store.put(master_key, decoded.master, "")
+    catalog.transition(image_id, ("requested",), state)
+    if attached.alias:
+        count_duplicate(metrics, "exact", len(data) + len(decoded.master or b""))
+    return catalog.get(image_id)

@@ -6,26 +6,33 @@
 Every step reads the image's current state first and is safe to run twice: a
 worker killed at any point leaves the job to the next one (the queue redelivers
 after the lease / visibility timeout), and nothing accepted is lost. The bytes
-move `uploads/{id}` → `images/{id}/source.{ext}` (or `quarantine/{id}/…`) by
+move `uploads/{id}` → `images/{content}/source.{ext}` (or `quarantine/{id}/…`) by
 copy-then-delete, so there is always one complete copy.
+
+Dedup (origin/ingest/dedup.py): validation attaches the record to a content in
+the catalog *before* anything is stored under it: a new content (its id is the
+record's) or, for bytes already stored, the existing one (an exact alias: nothing
+is stored again). Moderation reuses a content's score. Processing computes the
+pHash once per content and collapses near-duplicates (dedup.decide) with the
+same merge steps as `imagehost compact`.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from origin import keys
 from origin.errors import NotFound, Unavailable, UnsupportedImage
 from origin.formats import FORMATS
-from origin.ingest import originals, process
+from origin.ingest import compact, dedup, originals, process
 from origin.ingest.sniff import sniff
 from origin.ingest.validate import Limits, Rejected, validate
 from origin.pipeline.render import Encoding
-from origin.pipeline.variants import render_source_key
-from origin.ports.catalog import RecordMissing
+from origin.pipeline.variants import owner_source_key, render_source_key, served, served_record
+from origin.ports.catalog import Content, RecordMissing
 from origin.ports.moderation import ModerationFailed
 from origin.ports.queue import Job
 from origin.security import webhooks
@@ -47,10 +54,19 @@ class Pipeline:
     scanner: object
     moderator: object
     metrics: object = None
+    hash_index: object = None  # default: the one in the catalog's database (dedup.index_for)
 
     @property
     def limits(self) -> Limits:
         return Limits.from_settings(self.settings)
+
+    @property
+    def index(self):
+        return self.hash_index if self.hash_index is not None else dedup.index_for(self.settings.catalog)
+
+    def compactor(self) -> compact.Compactor:
+        return compact.Compactor(self.store, self.catalog, self.index, dedup.Policy.from_settings(self.settings),
+                                 self.metrics)
 
 
 def upload_key(image_id: str) -> str:
@@ -111,15 +127,29 @@ def step_validating(pipe: Pipeline, record) -> None:
         return
     fmt = checked.fmt
     header = decoded.header
-    pipe.store.put(keys.source_key(record.id, fmt), data, FORMATS[fmt].mime)
-    if decoded.master is not None:
-        pipe.store.put(keys.master_key(record.id, header.has_alpha), decoded.master, "")
+    sha256 = hashlib.sha256(data).hexdigest()
+    content = Content(id=record.id, sha256=sha256, content_type=FORMATS[fmt].mime, width=header.width,
+                      height=header.height, has_alpha=header.has_alpha, pages=header.pages, bytes=len(data))
+    attached = pipe.catalog.attach(record.id, content, ("validating",))  # before anything is stored under it
+    if attached is None:
+        return  # deleted meanwhile, or another worker moved it on
+    content_id = attached.content.id
+    source_key = keys.source_key(content_id, fmt)
+    # an alias stores nothing, unless the content's first upload died before storing its bytes (equal bytes)
+    if not attached.alias or not pipe.store.exists(source_key):
+        pipe.store.put(source_key, data, FORMATS[fmt].mime)
+    master_key = keys.master_key(content_id, header.has_alpha)
+    if decoded.master is not None and (not attached.alias or not pipe.store.exists(master_key)):
+        pipe.store.put(master_key, decoded.master, "")
     note = {"declared_type_mismatch": checked.mismatch} if checked.mismatch else {}
-    pipe.catalog.transition(
+    moved = pipe.catalog.transition(
         record.id, ("validating",), "moderating",
         content_type=FORMATS[fmt].mime, width=header.width, height=header.height, bytes=len(data),
-        has_alpha=header.has_alpha, pages=header.pages, metadata=json.dumps(note),
+        has_alpha=header.has_alpha, pages=header.pages, metadata=json.dumps(note), sha256=sha256,
     )
+    if moved and attached.alias:
+        log.info("image %s is an exact duplicate of content %s", record.id, content_id)
+        dedup.count_duplicate(pipe.metrics, "exact", len(data) + len(decoded.master or b""))
     pipe.store.delete(upload_key(record.id))
 
 
@@ -141,37 +171,112 @@ def quarantine(pipe: Pipeline, record, data: bytes, reason: str, message: str) -
 
 
 def step_moderating(pipe: Pipeline, record) -> None:
-    source = pipe.store.get(render_source_key(record))
-    try:
-        verdict = pipe.moderator.score(source)
-    except ModerationFailed as exc:
-        # never public without a verdict: a person decides
-        pipe.catalog.transition(record.id, ("moderating",), "held", reason="moderation_failed", detail=exc.message)
-        return
+    content = pipe.catalog.get_content(record.content_id) if record.content_id else None
+    if content is not None and content.nsfw_score is not None:
+        score = content.nsfw_score  # these bytes were scored already (an alias, or a retried job)
+    else:
+        source = pipe.store.get(render_source_key(served_record(pipe.catalog, record)))
+        try:
+            verdict = pipe.moderator.score(source)
+        except ModerationFailed as exc:
+            # never public without a verdict: a person decides
+            pipe.catalog.transition(record.id, ("moderating",), "held", reason="moderation_failed",
+                                    detail=exc.message)
+            return
+        score = verdict.score
+        if content is not None and verdict.model != "off":
+            pipe.catalog.set_content_score(content.id, score)
     threshold = pipe.settings.nsfw_threshold
-    if verdict.score > threshold:
-        if pipe.catalog.transition(record.id, ("moderating",), "held", nsfw_score=verdict.score, reason="nsfw_score",
-                                   detail=f"moderation score {verdict.score:.2f} is over {threshold:.2f}"):
-            notify(pipe, record, "image.held", {"score": round(verdict.score, 4)})
+    if score > threshold:
+        if pipe.catalog.transition(record.id, ("moderating",), "held", nsfw_score=score, reason="nsfw_score",
+                                   detail=f"moderation score {score:.2f} is over {threshold:.2f}"):
+            notify(pipe, record, "image.held", {"score": round(score, 4)})
         return
-    pipe.catalog.transition(record.id, ("moderating",), "processing", nsfw_score=verdict.score)
+    pipe.catalog.transition(record.id, ("moderating",), "processing", nsfw_score=score)
 
 
 def step_processing(pipe: Pipeline, record) -> None:
-    fmt = _fmt(record)
-    data = pipe.store.get(keys.source_key(record.id, fmt))
-    source = data if fmt not in originals.NEEDS_MASTER else pipe.store.get(render_source_key(record))
+    content = pipe.catalog.get_content(record.content_id) if record.content_id else None
+    view = served(record, content) if content is not None else record  # what its URLs render
+    upload_at, render_at = owner_source_key(record), render_source_key(view)
+    data = pipe.store.get(upload_at)
+    source = data if render_at == upload_at else pipe.store.get(render_at)
     settings = pipe.settings
-    info = {**json.loads(record.metadata or "{}"), **process.metadata(data, fmt, record.width, record.height, source)}
-    base = process.upright_base(source, record.width, record.height, max(settings.thumb_sizes))
-    hashes = process.hashes(data, base)
-    thumbs = process.thumbnails(base, source, record.id, record.width, record.height, record.pages,
+    info = {**json.loads(record.metadata or "{}"),
+            **process.metadata(data, _fmt(record), record.width, record.height, source)}
+    phash = content.phash if content is not None else None
+    if phash is None:  # the content's first processing: hashes, dedup, thumbnails
+        base = process.upright_base(source, view.width, view.height, max(settings.thumb_sizes))
+        phash = process.hashes(data, base).phash
+        if content is None:  # a record validated before contents existed: its own keys, no dedup
+            _store_thumbnails(pipe, view, base, source)
+        else:
+            process_content(pipe, record, replace(content, phash=phash), base, source)
+    if pipe.catalog.transition(record.id, ("processing",), "ready", sha256=hashlib.sha256(data).hexdigest(),
+                               phash=phash, metadata=json.dumps(info), reason="", detail=""):
+        notify(pipe, record, "image.ready", {})
+
+
+def _store_thumbnails(pipe: Pipeline, view, base, source: bytes) -> None:
+    settings = pipe.settings
+    thumbs = process.thumbnails(base, source, view.content, view.width, view.height, view.pages,
                                 settings.thumb_sizes, Encoding.from_settings(settings))
     for key, (blob, mime) in thumbs.items():
         pipe.store.put(key, blob, mime)
-    if pipe.catalog.transition(record.id, ("processing",), "ready", sha256=hashes.sha256, phash=hashes.phash,
-                               metadata=json.dumps(info), reason="", detail=""):
-        notify(pipe, record, "image.ready", {})
+
+
+def process_content(pipe: Pipeline, record, content: Content, base, source: bytes) -> None:
+    """A content's first processing (content.phash set, not yet stored): collapse it into a better
+    near-duplicate, or store its thumbnails, mark it processed and collapse the worse ones into it."""
+    policy = dedup.Policy.from_settings(pipe.settings)
+    index = pipe.index
+    index.add(content.id, content.phash)  # before looking: of two processed at once, one sees the other
+    decision = None
+    if policy.perceptual and policy.inline:
+        owners = {record.owner}
+        if policy.optout:
+            owners |= pipe.catalog.content_owners([content.id]).get(content.id, set())
+        if policy.allows(owners):
+            decision = dedup.decide(content, dedup.neighbours(pipe.catalog, index, content, policy))
+        else:
+            pipe.catalog.set_checked([content.id])  # an opted-out owner's: never collapsed
+    ctx = pipe.compactor()
+    if decision is not None and decision.link_to is not None:
+        merge = pipe.catalog.plan_merge(content.id, decision.link_to.id, "perceptual")
+        if merge is not None and _run_merges(ctx, [merge]):
+            log.info("image %s is a near-duplicate of content %s", record.id, decision.link_to.id)
+            return  # its records (this one too) now serve the better content
+        if not pipe.catalog.get_content(content.id).live:
+            return  # another worker collapsed it meanwhile (two uploads of it processed at once)
+        decision = None  # the target went away meanwhile: this content stands alone
+    _store_thumbnails(pipe, served(record, content), base, source)
+    pipe.catalog.mark_processed(content.id, content.phash)
+    if decision is not None:
+        merges = [pipe.catalog.plan_merge(other.id, content.id, "perceptual") for other in decision.absorb]
+        _run_merges(ctx, [m for m in merges if m is not None])
+        if decision.final:
+            pipe.catalog.set_checked([content.id])
+
+
+def _run_merges(ctx: compact.Compactor, merges) -> bool:
+    """Preserve and repoint now; delete the old contents once the record caches have expired (a
+    timer here; `imagehost compact` finishes what a dead process left). True if all repointed."""
+    done = [m for m in (compact.advance(ctx, merge) for merge in merges) if m is not None]
+    if done:
+        timer = threading.Timer(ctx.policy.grace_seconds + 0.5, _finish_merges, args=(ctx, [m.id for m in done]))
+        timer.daemon = True
+        timer.start()
+    return len(done) == len(merges)
+
+
+def _finish_merges(ctx: compact.Compactor, merge_ids: list[int]) -> None:
+    for merge_id in merge_ids:
+        try:
+            merge = ctx.catalog.get_merge(merge_id)
+            if merge.step == "repointed":
+                compact.delete(ctx, merge)
+        except Exception:  # compaction finishes it later
+            log.exception("merge %s: deleting the old content failed; `imagehost compact` will", merge_id)
 
 
 STEPS = {

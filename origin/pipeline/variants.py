@@ -1,6 +1,9 @@
 """Variants: find a variant in the store, or render it once, store it, return it.
 
-    record   the catalog record (briefly cached); only `ready` images are served
+    record   the catalog record (briefly cached); only `ready` images are served.
+             Its content (origin/ports/catalog.py) names the store keys and the
+             picture (format, size, alpha, frames) that renders come from: an
+             alias of another upload renders that content, under its keys
     format   explicit in the URL, or negotiated from Accept
     lookup   the store, under the variant's predictable key
     render   on a miss: single-flight per key, bounded per process, then stored
@@ -10,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cachetools import LRUCache, TTLCache
 
@@ -22,7 +25,7 @@ from origin.pipeline import negotiate
 from origin.pipeline.flight import SingleFlight
 from origin.pipeline.render import Encoding, RenderOptions, render
 from origin.pipeline.request import VariantRequest
-from origin.ports.catalog import Catalog, ImageRecord, RecordMissing
+from origin.ports.catalog import Catalog, Content, ContentMissing, ImageRecord, RecordMissing
 from origin.ports.store import KeyMissing, Store
 
 
@@ -42,11 +45,35 @@ def source_format(record: ImageRecord) -> str:
     return BY_MIME[record.content_type].name
 
 
+def served(record: ImageRecord, content: Content) -> ImageRecord:
+    """The record as its delivery URLs render it: its content's keys and picture facts."""
+    return replace(record, content_id=content.id, content_type=content.content_type, width=content.width,
+                   height=content.height, has_alpha=content.has_alpha, pages=content.pages)
+
+
+def served_record(catalog: Catalog, record: ImageRecord) -> ImageRecord:
+    """`served` with the content read from the catalog; a record that is its own content is as it is
+    (its content was made from its own header)."""
+    if not record.content_id or record.content_id == record.id:
+        return record
+    try:
+        return served(record, catalog.get_content(record.content_id))
+    except ContentMissing:  # never while the record exists (catalog invariant); answer as for a gone image
+        raise NotFound("no such image", image_id=record.id) from None
+
+
 def render_source_key(record: ImageRecord) -> str:
+    """Where renders of a (served) record start: its content's source, or the decoded master."""
     fmt = source_format(record)
     if fmt in NEEDS_MASTER:
-        return keys.master_key(record.id, record.has_alpha)
-    return keys.source_key(record.id, fmt)
+        return keys.master_key(record.content, record.has_alpha)
+    return keys.source_key(record.content, fmt)
+
+
+def owner_source_key(record: ImageRecord) -> str:
+    """The untouched upload of a record (not served: with its own facts): its content's source (the
+    same bytes, for an exact alias), or the copy kept when its content was collapsed into another."""
+    return record.source_key or keys.source_key(record.content, source_format(record))
 
 
 def output_format(req: VariantRequest, record: ImageRecord, accept: str | None) -> tuple[str, bool]:
@@ -91,6 +118,7 @@ class Delivery:
                 raise NotFound("no such image", image_id=image_id) from None
             if not record.servable:  # not cached: an approval must take effect at once
                 raise NotFound("no such image", image_id=image_id)
+            record = served_record(self.catalog, record)
             with self._lock:
                 self._records[image_id] = record
         return record
@@ -100,16 +128,26 @@ class Delivery:
             self._records.pop(image_id, None)
 
     def variant(self, req: VariantRequest, accept: str | None) -> Variant:
-        record = self.record(req.image_id)
-        fmt, negotiated = output_format(req, record, accept)
-        key = keys.variant_key(record.id, req.name, fmt)
-        try:
-            data = self.store.get(key)
-            self.metrics.store_lookups.labels("hit").inc()
-        except KeyMissing:
-            self.metrics.store_lookups.labels("miss").inc()
-            data, _ = self._flight.do(key, lambda: self._render_and_store(key, record, req, fmt))
-        return Variant(data, fmt, self._etag(key, data), negotiated)
+        for attempt in (1, 2):
+            record = self.record(req.image_id)
+            fmt, negotiated = output_format(req, record, accept)
+            key = keys.variant_key(record.content, req.name, fmt)
+            try:
+                data = self.store.get(key)
+                self.metrics.store_lookups.labels("hit").inc()
+            except KeyMissing:
+                self.metrics.store_lookups.labels("miss").inc()
+                try:
+                    data, _ = self._flight.do(key, lambda: self._render_and_store(key, record, req, fmt))
+                except KeyMissing:
+                    if attempt == 2:
+                        raise
+                    # its source is gone: a cached record whose content was collapsed into another
+                    # and reclaimed after the grace (compact.py); read the record again
+                    self.forget(req.image_id)
+                    continue
+            return Variant(data, fmt, self._etag(key, data), negotiated)
+        raise AssertionError("unreachable")
 
     def _render_and_store(self, key: str, record: ImageRecord, req: VariantRequest, fmt: str) -> bytes:
         source = self.store.get(render_source_key(record))
@@ -127,7 +165,7 @@ class Delivery:
         return data
 
     def _etag(self, key: str, data: bytes) -> str:
-        # keys are immutable (an id is never reused), so a digest per key is enough
+        # keys are immutable (a content id is never reused), so a digest per key is enough
         with self._lock:
             etag = self._etags.get(key)
         if etag is None:

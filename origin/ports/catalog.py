@@ -1,8 +1,24 @@
-"""Catalog port: image records and their states.
+"""Catalog port: image records and their states, and the contents they point at.
+
+An image record is what an uploader owns: its id, its URLs (`/images/{record id}/…`),
+its state. A content is the stored bytes behind it: the source, the master, the
+public original and every variant, under `images/{content id}/…` in the store.
+Several records may point at one content (dedup: origin/ingest/dedup.py); a record
+whose `content_id` is "" (made before contents existed) is its own content.
+
+    contents   id, sha256 (unique among live contents), phash, width, height, refs
+               (how many records point at it), state (live | deleting), …
+    merges     compaction intents: content `from_id` collapses into `into_id`
+               (origin/ingest/compact.py), written before anything moves
+
+Reference counts only change inside catalog transactions that also move the
+records (attach, remove_record, repoint), so a record never points at a content
+that is `deleting`, and a content's objects are deleted only once it is.
 
 Adapters: `catalog_sqlite.SqliteCatalog` (embedded default) and
-`catalog_postgres.PostgresCatalog`. Both raise `RecordMissing` for an unknown id
-and `origin.errors.CatalogUnavailable` when the database cannot be reached.
+`catalog_postgres.PostgresCatalog`; the content and merge statements they share
+live in `catalog_contents.py`. Both raise `RecordMissing` / `ContentMissing` for an
+unknown id and `origin.errors.CatalogUnavailable` when the database cannot be reached.
 """
 from __future__ import annotations
 
@@ -26,7 +42,16 @@ STATES = (
 SERVABLE = "ready"
 
 
+CONTENT_STATES = ("live", "deleting")
+MERGE_STEPS = ("planned", "preserved", "repointed", "done", "cancelled")
+OPEN_MERGE_STEPS = ("planned", "preserved", "repointed")
+
+
 class RecordMissing(NotFound):
+    code = "not_found"
+
+
+class ContentMissing(NotFound):
     code = "not_found"
 
 
@@ -50,12 +75,19 @@ class ImageRecord:
     metadata: str = "{}"  # JSON: what processing extracted (never served publicly)
     phash: int | None = None  # 64-bit perceptual hash, unsigned
     nsfw_score: float | None = None
+    content_id: str = ""  # the content it serves; "" = its own (id), or none yet
+    source_key: str = ""  # where its untouched upload lives, when not its content's source
     attempts: int = 0  # times a worker claimed it
     seq: int = 0  # insertion order, assigned by the catalog (list cursor)
 
     @property
     def servable(self) -> bool:
         return self.state == SERVABLE
+
+    @property
+    def content(self) -> str:
+        """The content id its store keys live under."""
+        return self.content_id or self.id
 
     def with_state(self, state: str) -> "ImageRecord":
         return replace(self, state=state)
@@ -64,9 +96,78 @@ class ImageRecord:
 COLUMNS = (
     "id", "content_type", "width", "height", "bytes", "sha256", "state", "has_alpha", "pages", "created_at",
     "owner", "filename", "callback_url", "reason", "detail", "metadata", "phash", "nsfw_score", "attempts",
+    "content_id", "source_key",
 )
-# columns `transition` may set beside the state
-UPDATABLE = frozenset(COLUMNS) - {"id", "created_at", "owner", "attempts", "state"}
+# columns `transition` may set beside the state (content_id and source_key move only with
+# the reference counts, in attach / remove_record / repoint)
+UPDATABLE = frozenset(COLUMNS) - {"id", "created_at", "owner", "attempts", "state", "content_id", "source_key"}
+
+
+@dataclass(frozen=True)
+class Content:
+    """Stored bytes that one or more records serve (see the module docstring)."""
+
+    id: str
+    sha256: str
+    content_type: str  # of its source
+    width: int  # display size, after EXIF orientation
+    height: int
+    has_alpha: bool = False
+    pages: int = 1
+    bytes: int = 0  # of its source
+    phash: int | None = None  # set once processed (thumbnails stored): it may be a dedup target
+    refs: int = 0
+    state: str = "live"
+    nsfw_score: float | None = None  # the moderation model's score of these bytes, once run
+    checked: bool = False  # looked for perceptual duplicates (inline or by compaction)
+    created_at: float = 0.0  # epoch seconds, the database's clock
+    repointed_at: float = 0.0  # when records were last moved away from it (0: never)
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def processed(self) -> bool:
+        return self.phash is not None
+
+    @property
+    def live(self) -> bool:
+        return self.state == "live"
+
+
+CONTENT_COLUMNS = ("id", "sha256", "content_type", "width", "height", "has_alpha", "pages", "bytes", "phash", "refs",
+                   "state", "nsfw_score", "checked", "created_at", "repointed_at")
+
+
+@dataclass(frozen=True)
+class Attached:
+    """What `attach` did: the record now points at `content` (alias: an existing one)."""
+
+    content: Content
+    alias: bool
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What `remove_record` did: the record is gone; its content's state after the decrement."""
+
+    record: ImageRecord
+    content: Content | None  # None: it had none (or none is known)
+    source_orphaned: bool  # its own source_key is referenced by no record any more
+
+
+@dataclass(frozen=True)
+class Merge:
+    """A compaction intent: every record of content `from_id` moves to `into_id`, then `from_id` goes."""
+
+    id: int
+    from_id: str
+    into_id: str
+    kind: str  # perceptual | exact
+    step: str  # planned | preserved | repointed | done | cancelled
+    created_at: float = 0.0
+    repointed_at: float = 0.0
 
 
 def check_fields(fields: dict) -> dict:
@@ -108,7 +209,74 @@ class Catalog(Protocol):
 
     def list_state(self, state: str, limit: int) -> list[ImageRecord]: ...
 
-    def delete(self, image_id: str) -> None: ...
+    def delete(self, image_id: str) -> None:
+        """`remove_record` without the answer."""
+        ...
+
+    # contents (catalog_contents.py has the statements and their transactions)
+
+    def attach(self, image_id: str, content: Content, from_states: tuple[str, ...]) -> Attached | None:
+        """Point the record at the live content with content.sha256 (refs+1: an alias), or create
+        `content` for it (refs 1), in one transaction. Idempotent: a record that already has a
+        content keeps it. None when the record is gone or not in `from_states`."""
+        ...
+
+    def get_content(self, content_id: str) -> Content: ...
+
+    def get_contents(self, content_ids) -> dict[str, Content]: ...
+
+    def content_owners(self, content_ids) -> dict[str, set[str]]: ...
+
+    def set_content_score(self, content_id: str, score: float) -> None: ...
+
+    def mark_processed(self, content_id: str, phash: int) -> bool:
+        """Its thumbnails are stored: it may serve as a dedup target. False unless live."""
+        ...
+
+    def set_checked(self, content_ids, checked: bool = True) -> None: ...
+
+    def remove_record(self, image_id: str) -> Removed | None:
+        """Delete the record and release its content (refs-1; at 0 the content turns `deleting`)."""
+        ...
+
+    def drop_content(self, content_id: str) -> bool:
+        """Delete the row of a `deleting` content nobody references (after its objects)."""
+        ...
+
+    def reclaimable(self, grace_seconds: float, limit: int) -> list[Content]:
+        """Contents to delete: `deleting`, or live with no reference, and not repointed within the grace."""
+        ...
+
+    def unchecked(self, limit: int, after_id: str = "") -> list[Content]:
+        """Live, processed contents not yet looked at for perceptual duplicates, by id."""
+        ...
+
+    def plan_merge(self, from_id: str, into_id: str, kind: str) -> Merge | None:
+        """Write a merge intent (None when `from_id` already has an open one)."""
+        ...
+
+    def open_merges(self) -> list[Merge]: ...
+
+    def get_merge(self, merge_id: int) -> Merge: ...
+
+    def db_now(self) -> float:
+        """The database's clock (epoch seconds): grace periods are measured on it."""
+        ...
+
+    def set_merge_step(self, merge_id: int, step: str) -> None: ...
+
+    def repoint(self, merge: Merge, kept_source_key: str, protected_owners=frozenset()) -> bool:
+        """One transaction: every record of merge.from_id moves to merge.into_id (records without a
+        source_key of their own get `kept_source_key`), the counts move with them, from_id turns
+        `deleting`, the intent becomes `repointed`. False (intent cancelled) when either content is
+        not live or a record of either belongs to a protected owner."""
+        ...
+
+    def content_in_use(self, content_ids) -> set[str]:
+        """Of these ids: those with a content row, or a record that uses them as its store prefix."""
+        ...
+
+    def sources_in_use(self, keys) -> set[str]: ...
 
     def ping(self) -> None: ...
 

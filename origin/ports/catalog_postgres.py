@@ -6,7 +6,10 @@ after the fork. The URL may carry `options=-csearch_path=...` to pick a schema.
 Leases (`claim`, `release`) run on the database's clock, so workers on several
 hosts agree on them; `claim` uses SKIP LOCKED, so no two workers get one image.
 A database that cannot be reached raises `CatalogUnavailable` within a few
-seconds, never a raw psycopg exception.
+seconds, never a raw psycopg exception. Contents and merge intents
+(catalog_contents.py) run in transactions with row locks (SELECT … FOR UPDATE);
+one that loses a race is retried. A schema made before contents existed gets its
+new columns on first use (ADD COLUMN IF NOT EXISTS, under the schema lock).
 """
 from __future__ import annotations
 
@@ -14,12 +17,14 @@ import threading
 from contextlib import contextmanager
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from origin.errors import CatalogUnavailable
 from origin.ports.catalog import (COLUMNS, ImageRecord, RecordMissing, check_fields, check_state, signed64,
                                   unsigned64)
+from origin.ports.catalog_contents import Conflict, ContentsMixin
 
 CONNECT_TIMEOUT = 3  # seconds, to connect and to wait for a free pooled connection
 POOL_MAX = 8
@@ -53,7 +58,44 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS images_sha256 ON images (sha256)",
     "CREATE INDEX IF NOT EXISTS images_owner ON images (owner, seq)",
     "CREATE INDEX IF NOT EXISTS images_state ON images (state, lease_until)",
+    "ALTER TABLE images ADD COLUMN IF NOT EXISTS content_id TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE images ADD COLUMN IF NOT EXISTS source_key TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX IF NOT EXISTS images_content ON images (content_id)",
+    "CREATE INDEX IF NOT EXISTS images_source_key ON images (source_key) WHERE source_key <> ''",
+    """CREATE TABLE IF NOT EXISTS contents (
+        id TEXT PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        has_alpha INTEGER NOT NULL DEFAULT 0,
+        pages INTEGER NOT NULL DEFAULT 1,
+        bytes BIGINT NOT NULL DEFAULT 0,
+        phash BIGINT,
+        refs INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'live',
+        nsfw_score DOUBLE PRECISION,
+        checked INTEGER NOT NULL DEFAULT 0,
+        created_at DOUBLE PRECISION NOT NULL,
+        repointed_at DOUBLE PRECISION NOT NULL DEFAULT 0
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS contents_sha256_live ON contents (sha256) WHERE state = 'live'",
+    "CREATE INDEX IF NOT EXISTS contents_retired ON contents (state) WHERE state <> 'live'",
+    "CREATE INDEX IF NOT EXISTS contents_unchecked ON contents (id) WHERE checked = 0",
+    "CREATE INDEX IF NOT EXISTS contents_unreferenced ON contents (id) WHERE refs <= 0",
+    """CREATE TABLE IF NOT EXISTS merges (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        from_id TEXT NOT NULL,
+        into_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        step TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        repointed_at DOUBLE PRECISION NOT NULL DEFAULT 0
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS merges_open ON merges (from_id)"
+    " WHERE step IN ('planned', 'preserved', 'repointed')",
 )
+RACES = (pg_errors.UniqueViolation, pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 SELECTED = f"{', '.join(COLUMNS)}, seq"
 NOW = "extract(epoch FROM now())::float8"  # leases run on the database's clock (statement start)
 
@@ -77,7 +119,10 @@ def describe(url: str) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-class PostgresCatalog:
+class PostgresCatalog(ContentsMixin):
+    LOCK = " FOR UPDATE"
+    NOW = NOW
+
     def __init__(self, url: str):
         self.url = url
         self.where = describe(url)
@@ -124,6 +169,27 @@ class PostgresCatalog:
             cur = conn.execute(sql, params)
             rows = cur.fetchall() if cur.description is not None else []
             return rows, cur.rowcount
+
+    def _exec(self, sql: str, params=()) -> tuple[list, int]:
+        return self._run(sql.replace("?", "%s"), params)
+
+    def _to_record(self, row) -> ImageRecord:
+        return _record(row)
+
+    @contextmanager
+    def _tx(self):
+        pool = self._open()
+        with self._errors(), pool.connection() as conn:
+            try:
+                with conn.transaction():
+                    def run(sql: str, params=()) -> tuple[list, int]:
+                        cur = conn.execute(sql.replace("?", "%s"), params)
+                        rows = cur.fetchall() if cur.description is not None else []
+                        return rows, cur.rowcount
+
+                    yield run
+            except RACES as exc:
+                raise Conflict(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 
     def add(self, record: ImageRecord) -> None:
         check_state(record.state)
@@ -173,9 +239,6 @@ class PostgresCatalog:
     def list_state(self, state: str, limit: int) -> list[ImageRecord]:
         rows, _ = self._run(f"SELECT {SELECTED} FROM images WHERE state = %s ORDER BY seq LIMIT %s", (state, limit))
         return [_record(row) for row in rows]
-
-    def delete(self, image_id: str) -> None:
-        self._run("DELETE FROM images WHERE id = %s", (image_id,))
 
     def ping(self) -> None:
         self._run("SELECT 1")

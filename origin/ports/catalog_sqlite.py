@@ -1,15 +1,22 @@
-"""SQLite catalog: the embedded default. One connection per thread, WAL journal."""
+"""SQLite catalog: the embedded default. One connection per thread, WAL journal.
+
+Contents and merge intents (catalog_contents.py) run as BEGIN IMMEDIATE transactions.
+A catalog file made before contents existed gets its new columns on first open
+(ADD COLUMN, checked against the table first).
+"""
 from __future__ import annotations
 
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from origin.errors import CatalogUnavailable
 from origin.ports.catalog import (COLUMNS, ImageRecord, RecordMissing, check_fields, check_state, signed64,
                                   unsigned64)
+from origin.ports.catalog_contents import Conflict, ContentsMixin
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -38,6 +45,43 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE INDEX IF NOT EXISTS images_sha256 ON images (sha256);
 CREATE INDEX IF NOT EXISTS images_owner ON images (owner, seq);
 CREATE INDEX IF NOT EXISTS images_state ON images (state, lease_until);
+CREATE TABLE IF NOT EXISTS contents (
+    id TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    has_alpha INTEGER NOT NULL DEFAULT 0,
+    pages INTEGER NOT NULL DEFAULT 1,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    phash INTEGER,
+    refs INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'live',
+    nsfw_score REAL,
+    checked INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    repointed_at REAL NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS contents_sha256_live ON contents (sha256) WHERE state = 'live';
+CREATE INDEX IF NOT EXISTS contents_retired ON contents (state) WHERE state <> 'live';
+CREATE INDEX IF NOT EXISTS contents_unchecked ON contents (id) WHERE checked = 0;
+CREATE INDEX IF NOT EXISTS contents_unreferenced ON contents (id) WHERE refs <= 0;
+CREATE TABLE IF NOT EXISTS merges (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    from_id TEXT NOT NULL,
+    into_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    step TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    repointed_at REAL NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS merges_open ON merges (from_id) WHERE step IN ('planned', 'preserved', 'repointed');
+"""
+# columns added after the first release: (name, definition); then the indexes that use them
+ADDED_COLUMNS = (("content_id", "TEXT NOT NULL DEFAULT ''"), ("source_key", "TEXT NOT NULL DEFAULT ''"))
+ADDED_INDEXES = """
+CREATE INDEX IF NOT EXISTS images_content ON images (content_id);
+CREATE INDEX IF NOT EXISTS images_source_key ON images (source_key) WHERE source_key <> '';
 """
 SELECT = f"SELECT {', '.join(COLUMNS)}, seq FROM images"
 
@@ -60,13 +104,33 @@ def _value(name: str, value):
     return value
 
 
-class SqliteCatalog:
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+    for name, definition in ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute("PRAGMA table_info(images)")}
+        if name not in present:
+            try:
+                conn.execute(f"ALTER TABLE images ADD COLUMN {name} {definition}")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
+    conn.executescript(ADDED_INDEXES)
+
+
+class SqliteCatalog(ContentsMixin):
+    LOCK = ""
+    NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+
     def __init__(self, path: str | Path):
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._conn().executescript(SCHEMA)
+        _migrate(self._conn())
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -83,6 +147,41 @@ class SqliteCatalog:
     def _run(self, sql: str, params=()) -> sqlite3.Cursor:
         try:
             return self._conn().execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            raise CatalogUnavailable(f"sqlite catalog: {exc}") from exc
+
+    def _exec(self, sql: str, params=()) -> tuple[list, int]:
+        cur = self._run(sql, params)
+        rows = cur.fetchall()
+        return rows, cur.rowcount
+
+    def _to_record(self, row) -> ImageRecord:
+        return _record(row)
+
+    @contextmanager
+    def _tx(self):
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise CatalogUnavailable(f"sqlite catalog: {exc}") from exc
+
+        def run(sql: str, params=()) -> tuple[list, int]:
+            cur = conn.execute(sql, params)
+            rows = cur.fetchall()
+            return rows, cur.rowcount
+
+        try:
+            yield run
+        except BaseException as exc:
+            conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise Conflict(str(exc)) from exc
+            if isinstance(exc, sqlite3.OperationalError):
+                raise CatalogUnavailable(f"sqlite catalog: {exc}") from exc
+            raise
+        try:
+            conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             raise CatalogUnavailable(f"sqlite catalog: {exc}") from exc
 
@@ -132,9 +231,6 @@ class SqliteCatalog:
     def list_state(self, state: str, limit: int) -> list[ImageRecord]:
         rows = self._run(f"{SELECT} WHERE state = ? ORDER BY seq LIMIT ?", (state, limit)).fetchall()
         return [_record(r) for r in rows]
-
-    def delete(self, image_id: str) -> None:
-        self._run("DELETE FROM images WHERE id = ?", (image_id,))
 
     def ping(self) -> None:
         self._run("SELECT 1").fetchone()
