@@ -22,7 +22,7 @@ from origin.app import create_app
 from origin.config import Settings
 from origin.http.images import remove_image
 from origin.ingest import dedup
-from origin.ingest.compact import STEPS, Compactor, compact, folder_names
+from origin.ingest.compact import STEPS, Compactor, compact
 from origin.ingest.originals import new_id
 from origin.ingest.worker import Pipeline, run_job, upload_key
 from origin.metrics import build_metrics
@@ -90,7 +90,7 @@ class Host:
         return self.store.get(owner_source_key(self.record(image_id)))
 
     def folders(self, top: str = "images") -> set[str]:
-        return set(folder_names(self.store, top))
+        return set(self.store.folders(top))
 
     def live_contents(self, *ids) -> set[str]:
         return {self.record(i).content for i in ids}

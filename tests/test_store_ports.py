@@ -206,3 +206,15 @@ def test_s3_server_errors_are_unavailable(aws_credentials):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_listing_folders_and_objects(store):
+    store.put("images/a1/w300.webp", b"x" * 10, "image/webp")
+    store.put("images/a1/sq64.avif", b"y" * 3, "image/avif")
+    store.put("images/b2/source.jpg", b"z", "image/jpeg")
+    store.put("imagesX/c3/source.jpg", b"z", "image/jpeg")
+    assert sorted(store.folders("images")) == ["a1", "b2"]
+    found = sorted((obj.key, obj.size) for obj in store.objects("images/a1"))
+    assert found == [("images/a1/sq64.avif", 3), ("images/a1/w300.webp", 10)]
+    assert all(abs(obj.modified - __import__("time").time()) < 300 for obj in store.objects("images/a1"))
+    assert list(store.objects("images/none")) == [] and list(store.folders("nothing")) == []

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 
 from origin import keys
+from origin.errors import Unavailable
 from origin.formats import BY_MIME
 from origin.ingest.dedup import Policy, count_duplicate, count_saved, neighbours, rank
 from origin.ports.catalog import ContentMissing, Merge
@@ -167,55 +168,18 @@ def reclaim(store, catalog, content, index=None, measure: bool = False) -> int:
 
 
 # ------------------------------------------------------------------ store walking
-# The Store port has no listing; compaction knows the two adapters (a directory, S3).
-
-
-def folder_names(store, top: str):
-    """The folder names directly under `top` (e.g. the content ids under images/)."""
-    root = getattr(store, "root", None)
-    if root is not None:
-        base = root / top
-        if base.is_dir():
-            yield from (entry.name for entry in base.iterdir() if entry.is_dir())
-        return
-    client = getattr(store, "client", None)
-    if client is not None:
-        full = store._key(top.rstrip("/") + "/")
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=full, Delimiter="/"):
-            for common in page.get("CommonPrefixes", []):
-                yield common["Prefix"][len(full):].rstrip("/")
-
-
-def _objects(store, prefix: str):
-    """(key relative to the store, size, mtime) of every object under the folder `prefix`."""
-    root = getattr(store, "root", None)
-    if root is not None:
-        base = root / prefix.rstrip("/")
-        if base.is_dir():
-            for path in base.rglob("*"):
-                if path.is_file() and not path.name.startswith(".tmp-"):
-                    stat = path.stat()
-                    yield str(path.relative_to(root)), stat.st_size, stat.st_mtime
-        return
-    client = getattr(store, "client", None)
-    if client is not None:
-        full = store._key(prefix.rstrip("/") + "/")
-        cut = len(store._key("x")) - 1
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=full):
-            for obj in page.get("Contents", []):
-                yield obj["Key"][cut:], obj["Size"], obj["LastModified"].timestamp()
 
 
 def folder_bytes(store, prefix: str) -> int:
     try:
-        return sum(size for _, size, _ in _objects(store, prefix))
-    except Exception:  # a measurement only
+        return sum(obj.size for obj in store.objects(prefix))
+    except Unavailable:  # a measurement only
         return 0
 
 
 def folder_age(store, prefix: str) -> float:
     """Seconds since the newest object under `prefix` was written (infinite when empty)."""
-    newest = max((mtime for _, _, mtime in _objects(store, prefix)), default=None)
+    newest = max((obj.modified for obj in store.objects(prefix)), default=None)
     return float("inf") if newest is None else time.time() - newest
 
 
@@ -337,7 +301,7 @@ def sweep(ctx: Compactor, report: Report) -> None:
             break
     open_from = {m.from_id for m in ctx.catalog.open_merges()}
     for top, in_use in ((keys.IMAGES, ctx.catalog.content_in_use), (keys.SOURCES, None)):
-        names = list(folder_names(ctx.store, top))
+        names = list(ctx.store.folders(top))
         for start in range(0, len(names), BATCH):
             part = names[start: start + BATCH]
             if in_use is not None:
@@ -345,7 +309,7 @@ def sweep(ctx: Compactor, report: Report) -> None:
             else:  # a kept source is in use while a record names it, or an open merge is about to
                 wanted = {}
                 for name in part:
-                    for key, _, _ in _objects(ctx.store, keys.kept_prefix(name)):
+                    for key in (obj.key for obj in ctx.store.objects(keys.kept_prefix(name))):
                         wanted.setdefault(name, []).append(key)
                 found = ctx.catalog.sources_in_use([k for ks in wanted.values() for k in ks])
                 used = {name for name, ks in wanted.items() if set(ks) & found} | open_from

@@ -7,7 +7,8 @@ object, never part of one), raises `KeyMissing` for an absent key and
 """
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Iterator, Protocol
 
 from origin.errors import NotFound
 
@@ -16,6 +17,13 @@ class KeyMissing(NotFound):
     """The store has no object under this key."""
 
     code = "key_missing"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str  # relative to the store (no adapter prefix)
+    size: int
+    modified: float  # unix seconds
 
 
 class Store(Protocol):
@@ -31,6 +39,14 @@ class Store(Protocol):
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove every object under the folder `prefix`; return how many."""
+        ...
+
+    def folders(self, top: str) -> Iterator[str]:
+        """Names of the folders directly under the folder `top` (e.g. content ids under images/)."""
+        ...
+
+    def objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object under the folder `prefix` (maintenance: compaction, sweeps)."""
         ...
 
     def ping(self) -> None: ...

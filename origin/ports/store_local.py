@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from origin.errors import InvalidRequest, StoreUnavailable
-from origin.ports.store import KeyMissing
+from origin.ports.store import KeyMissing, StoredObject
 
 
 class LocalStore:
@@ -74,6 +74,19 @@ class LocalStore:
             base.unlink()
             return 1
         return 0
+
+    def folders(self, top: str):
+        base = self._path(top.rstrip("/"))
+        if base.is_dir():
+            yield from (entry.name for entry in base.iterdir() if entry.is_dir())
+
+    def objects(self, prefix: str):
+        base = self._path(prefix.rstrip("/"))
+        if base.is_dir():
+            for path in base.rglob("*"):
+                if path.is_file() and not path.name.startswith(".tmp-"):  # not a write in progress
+                    stat = path.stat()
+                    yield StoredObject(str(path.relative_to(self.root)), stat.st_size, stat.st_mtime)
 
     def ping(self) -> None:
         if not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):

@@ -16,7 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from origin.errors import InvalidRequest, StoreUnavailable
-from origin.ports.store import KeyMissing
+from origin.ports.store import KeyMissing, StoredObject
 
 MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 DELETE_BATCH = 1000  # the most keys one DeleteObjects call accepts
@@ -133,6 +133,21 @@ class S3Store:
                         )
                     deleted += len(batch)
         return deleted
+
+    def folders(self, top: str):
+        full = self._key(top.rstrip("/") + "/")
+        with self._errors("list", top):
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full, Delimiter="/")
+            for page in pages:
+                for common in page.get("CommonPrefixes", []):
+                    yield common["Prefix"][len(full):].rstrip("/")
+
+    def objects(self, prefix: str):
+        full = self._key(prefix.rstrip("/") + "/")
+        with self._errors("list", prefix):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+                for obj in page.get("Contents", []):
+                    yield StoredObject(obj["Key"][len(self.prefix):], obj["Size"], obj["LastModified"].timestamp())
 
     def ping(self) -> None:
         with self._errors("head bucket"):
