@@ -12,7 +12,6 @@ import threading
 import numpy as np
 import pytest
 import pyvips
-from PIL import Image
 
 from origin.config import ConfigError, Settings
 from origin.errors import ImagehostError

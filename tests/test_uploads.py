@@ -16,7 +16,7 @@ import requests
 from origin.security import webhooks
 from tests import images
 from tests.servers import start_origin, stop
-from tests.uploads import (API_KEY, KEYS_ENV, OTHER_KEY, REVIEWER_KEY, auth, request_upload, send_bytes, status,
+from tests.uploads import (KEYS_ENV, OTHER_KEY, auth, request_upload, send_bytes, status,
                            upload, wait_state)
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"

@@ -1,8 +1,6 @@
 """The review queue (reviewer keys): held images, a signed preview, approve or reject."""
 from __future__ import annotations
 
-import falcon
-
 from origin.errors import InvalidRequest, NotFound
 from origin.pipeline.render import Encoding, RenderOptions, render
 from origin.pipeline.request import check_id

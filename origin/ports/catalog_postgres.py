@@ -13,21 +13,16 @@ new columns on first use (ADD COLUMN IF NOT EXISTS, under the schema lock).
 """
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 
-import psycopg
 from psycopg import errors as pg_errors
-from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from origin.errors import CatalogUnavailable
 from origin.ports.catalog import (COLUMNS, ImageRecord, RecordMissing, check_fields, check_state, signed64,
                                   unsigned64)
 from origin.ports.catalog_contents import Conflict, ContentsMixin
+from origin.ports.postgres import LazyPool
 
-CONNECT_TIMEOUT = 3  # seconds, to connect and to wait for a free pooled connection
-POOL_MAX = 8
 
 SCHEMA = (
     # concurrent first uses (several workers) must not race on CREATE TABLE
@@ -110,57 +105,20 @@ def _value(name: str, value):
     return signed64(value) if name == "phash" else value
 
 
-def describe(url: str) -> str:
-    """host:port/dbname, never the password."""
-    try:
-        info = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "(unparseable URL)"
-    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
-
-
 class PostgresCatalog(ContentsMixin):
     LOCK = " FOR UPDATE"
     NOW = NOW
 
     def __init__(self, url: str):
         self.url = url
-        self.where = describe(url)
-        self._pool: ConnectionPool | None = None
-        self._lock = threading.Lock()
+        self._pg = LazyPool(url, SCHEMA, "imagehost-catalog", check_on_checkout=True)
+        self.where = self._pg.where
 
-    @contextmanager
     def _errors(self):
-        try:
-            yield
-        except psycopg.OperationalError as exc:  # includes psycopg_pool.PoolTimeout
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CatalogUnavailable(f"postgres catalog {self.where}: {reason}") from exc
+        return self._pg.errors("catalog")
 
     def _open(self) -> ConnectionPool:
-        pool = self._pool
-        if pool is not None:
-            return pool
-        # One direct connection first, outside the lock (threads must not queue behind a
-        # slow connect): it creates the schema, and an unreachable database fails now
-        # with its real reason rather than a pool timeout.
-        with self._errors(), psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT) as conn:
-            for statement in SCHEMA:
-                conn.execute(statement)
-        with self._lock:
-            if self._pool is None:
-                self._pool = ConnectionPool(
-                    self.url,
-                    min_size=1,
-                    max_size=POOL_MAX,
-                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
-                    check=ConnectionPool.check_connection,  # replace connections the server closed
-                    timeout=CONNECT_TIMEOUT,
-                    name="imagehost-catalog",
-                    open=False,
-                )
-                self._pool.open()
-            return self._pool
+        return self._pg.get("catalog")
 
     def _run(self, sql: str, params=()) -> tuple[list[tuple], int]:
         """Execute one statement; return its rows (if any) and its row count."""
@@ -244,7 +202,4 @@ class PostgresCatalog(ContentsMixin):
         self._run("SELECT 1")
 
     def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+        self._pg.close()

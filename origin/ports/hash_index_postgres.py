@@ -20,15 +20,11 @@ be reached raises `CatalogUnavailable` within a few seconds.
 """
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
 from typing import Iterable
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from origin.errors import CatalogUnavailable
 from origin.ports.hash_index import (
     BANDS,
     DEFAULT_MAX_DISTANCE,
@@ -39,9 +35,8 @@ from origin.ports.hash_index import (
     probes,
     to_signed,
 )
+from origin.ports.postgres import LazyPool
 
-CONNECT_TIMEOUT = 3  # seconds, to connect and to wait for a free pooled connection
-POOL_MAX = 8
 
 BAND_COLUMNS = tuple(f"b{k}" for k in range(BANDS))
 SCHEMA = (
@@ -69,15 +64,6 @@ NEAR = (
 )
 
 
-def describe(url: str) -> str:
-    """host:port/dbname, never the password."""
-    try:
-        info = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "(unparseable URL)"
-    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
-
-
 def _row(content_id: str, phash: int) -> tuple:
     check_hash(phash)
     return (content_id, to_signed(phash), *bands(phash))
@@ -86,43 +72,14 @@ def _row(content_id: str, phash: int) -> tuple:
 class PostgresHashIndex:
     def __init__(self, url: str, max_distance: int = DEFAULT_MAX_DISTANCE):
         self.url = url
-        self.where = describe(url)
         self.max_distance = check_max_distance(max_distance)
-        self._pool: ConnectionPool | None = None
-        self._lock = threading.Lock()
+        self._pg = LazyPool(url, SCHEMA, "imagehost-hash-index", check_on_checkout=False)
 
-    @contextmanager
     def _errors(self):
-        try:
-            yield
-        except psycopg.OperationalError as exc:  # includes psycopg_pool.PoolTimeout
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CatalogUnavailable(f"postgres hash index {self.where}: {reason}") from exc
+        return self._pg.errors("hash index")
 
     def _open(self) -> ConnectionPool:
-        pool = self._pool
-        if pool is not None:
-            return pool
-        # One direct connection first, outside the lock: it creates the schema, and an
-        # unreachable database fails now with its real reason rather than a pool timeout.
-        with self._errors(), psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT) as conn:
-            for statement in SCHEMA:
-                conn.execute(statement)
-        with self._lock:
-            if self._pool is None:
-                self._pool = ConnectionPool(
-                    self.url,
-                    min_size=1,
-                    max_size=POOL_MAX,
-                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
-                    # no `check` on checkout: it costs a round trip per lookup; a connection
-                    # the server closed is handled by the retry in _run instead
-                    timeout=CONNECT_TIMEOUT,
-                    name="imagehost-hash-index",
-                    open=False,
-                )
-                self._pool.open()
-            return self._pool
+        return self._pg.get("hash index")
 
     def _run(self, sql: str, params=()) -> list[tuple]:
         """Execute one statement, return its rows. Every statement here is idempotent
@@ -189,7 +146,4 @@ class PostgresHashIndex:
         self._run("SELECT 1")
 
     def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+        self._pg.close()
