@@ -34,21 +34,25 @@ from tests.uploads import KEYS_ENV, upload, wait_state  # noqa: E402
 TARGET_SECONDS = 2.0
 
 
-def twelve_megapixels() -> tuple[bytes, bytes]:
-    photo = pyvips.Image.thumbnail(str(BIG_PHOTO), 4620)  # 4620 × 2598 ≈ 12.0 MP
-    jpeg = photo.jpegsave_buffer(Q=90)
+def twelve_megapixels(count: int) -> tuple[list[bytes], list[bytes]]:
+    """`count` distinct JPEGs and HEICs of the same 12 MP photo (other qualities, other bytes),
+    so every upload is new content: dedup would otherwise skip the work being measured."""
     import pillow_heif
     from PIL import Image
 
-    picture = Image.open(io.BytesIO(jpeg))
-    out = io.BytesIO()
-    pillow_heif.from_pillow(picture).save(out, format="HEIF", quality=80)
-    return jpeg, out.getvalue()
+    photo = pyvips.Image.thumbnail(str(BIG_PHOTO), 4620).copy_memory()  # 4620 × 2598 ≈ 12.0 MP
+    jpegs = [photo.jpegsave_buffer(Q=90 - i) for i in range(count)]
+    heics = []
+    for i, jpeg in enumerate(jpegs):
+        out = io.BytesIO()
+        pillow_heif.from_pillow(Image.open(io.BytesIO(jpeg))).save(out, format="HEIF", quality=80 - i)
+        heics.append(out.getvalue())
+    return jpegs, heics
 
 
-def measure(base: str, data: bytes, name: str, runs: int) -> list[float]:
+def measure(base: str, blobs: list[bytes], name: str) -> list[float]:
     times = []
-    for _ in range(runs):
+    for data in blobs:
         started = time.perf_counter()
         target = upload(base, data, filename=name)
         info = wait_state(base, target["id"], timeout=120)
@@ -63,16 +67,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    jpeg, heic = twelve_megapixels()
+    jpegs, heics = twelve_megapixels(args.runs + 1)
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         clamd = Settings(data_dir=Path(tmp) / "clamd")
         sock = ensure_clamd(clamd)
-        env = {**KEYS_ENV, "IMAGEHOST_CLAMD_SOCKET": sock, "IMAGEHOST_MODERATION": "nudenet"}
+        env = {**KEYS_ENV, "IMAGEHOST_CLAMD_SOCKET": sock, "IMAGEHOST_MODERATION": "nudenet",
+               "IMAGEHOST_DEDUP_PERCEPTUAL": "0"}  # the same photo each time: measure the work, not a link
         server = start_origin(Path(tmp) / "var", env)
         try:
-            measure(server.url, jpeg, "warm-up.jpg", 1)  # loads the model, warms clamd
-            rows = [("12 MP JPEG", len(jpeg), measure(server.url, jpeg, "photo.jpg", args.runs)),
-                    ("12 MP HEVC HEIC", len(heic), measure(server.url, heic, "photo.heic", args.runs))]
+            measure(server.url, jpegs[-1:], "warm-up.jpg")  # loads the model, warms clamd
+            rows = [("12 MP JPEG", len(jpegs[0]), measure(server.url, jpegs[:-1], "photo.jpg")),
+                    ("12 MP HEVC HEIC", len(heics[0]), measure(server.url, heics[:-1], "photo.heic"))]
         finally:
             stop(server.proc)
             stop_clamd(clamd)

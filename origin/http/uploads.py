@@ -24,6 +24,7 @@ from origin.security.webhooks import valid_callback
 
 ACCEPTED_TYPES = {f.mime for f in FORMATS.values()} | {"image/heif", "image/jpg", "application/octet-stream", ""}
 CHUNK = 1 << 20
+WRITE_LEASE_SECONDS = 60  # if this process dies mid-write, a worker looks after this long
 
 
 def _iso(ts: float) -> str:
@@ -119,6 +120,8 @@ class LocalUploadResource:
         data = _read_bounded(req.bounded_stream, grant.max_bytes)
         if not data:
             raise InvalidRequest("the upload is empty")
+        # the lease keeps workers off the image until its bytes are in the store
+        self.catalog.release(image_id, WRITE_LEASE_SECONDS)
         # single use: only the request that moves `requested` on may write
         if not self.catalog.transition(image_id, ("requested",), "uploaded", bytes=len(data)):
             raise UploadTokenRefused("this upload URL has already been used")
@@ -127,6 +130,7 @@ class LocalUploadResource:
         except Exception:
             self.catalog.transition(image_id, ("uploaded",), "requested")  # let the client try again
             raise
+        self.catalog.release(image_id, 0)
         self.queue.send(image_id)
         base = public_base(self.settings, req)
         resp.status = falcon.HTTP_201
