@@ -24,6 +24,9 @@ accesslog = os.environ.get("IMAGEHOST_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = "info"
 proc_name = "imagehost-origin"
+# gunicorn >= 24 opens a control socket at one path per user ($HOME/.gunicorn):
+# several origins on one machine (tests, edges) would fight over it, and nothing here uses it
+control_socket_disable = True
 
 # /metrics adds up every worker's figures from files in this directory
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="imagehost-metrics-")
