@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -72,14 +73,20 @@ def s3_store(moto_server):
     return store
 
 
-def _with_query(url: str, param: str) -> str:
+def with_query(url: str, param: str) -> str:
     return url + ("&" if "?" in url else "?") + param
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    base = os.environ.get("IMAGEHOST_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+def postgres_base_url() -> str:
+    return os.environ.get("IMAGEHOST_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
+@contextmanager
+def private_schema(prefix: str = "t"):
+    """A fresh schema of the test database, as a URL that selects it; dropped afterwards.
+    PostgreSQL out of reach fails the test (never a skip)."""
+    base = postgres_base_url()
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         with psycopg.connect(base, connect_timeout=3, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
@@ -88,9 +95,17 @@ def postgres_url():
             f"PostgreSQL is not reachable at {base} (set IMAGEHOST_TEST_POSTGRES_URL to another server): {exc}",
             pytrace=False,
         )
-    yield _with_query(base, f"options=-csearch_path%3D{schema}")
-    with psycopg.connect(base, connect_timeout=3, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    try:
+        yield with_query(base, f"options=-csearch_path%3D{schema}")
+    finally:
+        with psycopg.connect(base, connect_timeout=3, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    with private_schema() as url:
+        yield url
 
 
 # --- clamd: the project's own clamd, as `make serve` runs it -----------------------------------

@@ -2,7 +2,6 @@
 server, a private schema per test): reference counts move only in transactions, races included."""
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -12,28 +11,11 @@ from datetime import datetime, timezone
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from origin.ports.catalog import Content, ContentMissing, ImageRecord, open_catalog
 from origin.ports.catalog_postgres import PostgresCatalog
 from origin.ports.catalog_sqlite import SqliteCatalog
-from tests.backends import DEFAULT_POSTGRES_URL
-
-BASE_URL = os.environ.get("IMAGEHOST_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
-
-
-def fresh_schema_url() -> tuple[str, str]:
-    schema = f"t_dedup_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(BASE_URL, connect_timeout=3, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    sep = "&" if "?" in BASE_URL else "?"
-    return f"{BASE_URL}{sep}options=-csearch_path%3D{schema}", schema
-
-
-def drop_schema(schema: str) -> None:
-    with psycopg.connect(BASE_URL, connect_timeout=3, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-
+from tests.backends import private_schema
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def catalog_url(request, tmp_path):
@@ -41,9 +23,8 @@ def catalog_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
         return
-    url, schema = fresh_schema_url()
-    yield url
-    drop_schema(schema)
+    with private_schema("t_dedup") as url:
+        yield url
 
 
 @pytest.fixture
@@ -269,8 +250,7 @@ CREATE TABLE images (
 
 
 def test_a_postgres_catalog_from_before_contents_keeps_working():
-    url, schema = fresh_schema_url()
-    try:
+    with private_schema("t_dedup") as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(OLD_POSTGRES_SCHEMA)
             conn.execute("INSERT INTO images (id, content_type, width, height, bytes, sha256, state, created_at)"
@@ -281,5 +261,3 @@ def test_a_postgres_catalog_from_before_contents_keeps_working():
         rec = add(cat, "34" * 32)
         assert cat.get(rec.id).content_id == rec.id
         cat.close()
-    finally:
-        drop_schema(schema)

@@ -34,7 +34,7 @@ from origin.ports.scanner import ScanOff
 from origin.ports.store import open_store
 from tests import images
 from tests.servers import ROOT
-from tests.test_dedup_catalog import drop_schema, fresh_schema_url
+from tests.backends import private_schema
 
 PHOTOS = images.PHOTO_DIR / "nature"
 
@@ -128,12 +128,11 @@ def catalog_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'var' / 'catalog.sqlite3'}"
         return
-    url, schema = fresh_schema_url()
-    yield url
-    index = dedup._indexes.pop(url, None)  # the process-wide index of this schema
-    if index is not None:
-        index.close()
-    drop_schema(schema)
+    with private_schema("t_dedup") as url:
+        yield url
+        index = dedup._indexes.pop(url, None)  # the process-wide index of this schema
+        if index is not None:
+            index.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
 import socket
 import time
 import uuid
@@ -17,7 +16,6 @@ import psycopg
 import pyvips
 import pytest
 from PIL import Image, ImageDraw
-from psycopg import sql
 
 from origin.errors import CatalogUnavailable
 from origin.ports.hash_index import (
@@ -34,32 +32,17 @@ from origin.ports.hash_index import (
 )
 from origin.ports.hash_index_postgres import PostgresHashIndex
 from origin.ports.hash_index_sqlite import SqliteHashIndex
+from tests.backends import postgres_base_url, private_schema, with_query
 
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-BASE_URL = os.environ.get("IMAGEHOST_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
 PHOTO_DIR = Path("/usr/share/backgrounds/mate")
 THRESHOLD = 6
-
-
-def _with_query(url: str, param: str) -> str:
-    return url + ("&" if "?" in url else "?") + param
 
 
 @pytest.fixture
 def pg_url():
     """A private schema of the test database for one test; dropped afterwards."""
-    schema = f"t_hash_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(BASE_URL, connect_timeout=3, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    except psycopg.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {BASE_URL} (set IMAGEHOST_TEST_POSTGRES_URL to another server): {exc}",
-            pytrace=False,
-        )
-    yield _with_query(BASE_URL, f"options=-csearch_path%3D{schema}")
-    with psycopg.connect(BASE_URL, connect_timeout=3, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    with private_schema("t_hash") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -267,12 +250,12 @@ def test_unreachable_postgres_raises_catalog_unavailable_fast():
 
 def test_postgres_survives_the_server_closing_its_connections(pg_url):
     tag = f"hashidx-{uuid.uuid4().hex[:8]}"
-    index = PostgresHashIndex(_with_query(pg_url, f"application_name={tag}"))
+    index = PostgresHashIndex(with_query(pg_url, f"application_name={tag}"))
     try:
         index.add("a", 42)
         with ThreadPoolExecutor(4) as pool:  # several pooled connections
             list(pool.map(lambda _: index.near(42, THRESHOLD), range(16)))
-        with psycopg.connect(BASE_URL, autocommit=True) as admin:
+        with psycopg.connect(postgres_base_url(), autocommit=True) as admin:
             killed = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s", (tag,)
             ).fetchone()[0]

@@ -7,7 +7,6 @@ A catalog file made before contents existed gets its new columns on first open
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime
@@ -17,6 +16,7 @@ from origin.errors import CatalogUnavailable
 from origin.ports.catalog import (COLUMNS, ImageRecord, RecordMissing, check_fields, check_state, signed64,
                                   unsigned64)
 from origin.ports.catalog_contents import Conflict, ContentsMixin
+from origin.ports.sqlite import ThreadConnections
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -122,10 +122,8 @@ class SqliteCatalog(ContentsMixin):
     NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 
     def __init__(self, path: str | Path):
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._db = ThreadConnections(path, "catalog")
+        self.path = self._db.path
         _migrate(self._conn())
 
     @property
@@ -133,22 +131,10 @@ class SqliteCatalog(ContentsMixin):
         return f"sqlite:///{self.path}"
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error as exc:
-                raise CatalogUnavailable(f"sqlite catalog {self.path}: {exc}") from exc
-            self._local.conn = conn
-        return conn
+        return self._db.conn()
 
     def _run(self, sql: str, params=()) -> sqlite3.Cursor:
-        try:
-            return self._conn().execute(sql, params)
-        except sqlite3.OperationalError as exc:
-            raise CatalogUnavailable(f"sqlite catalog: {exc}") from exc
+        return self._db.run(sql, params)
 
     def _exec(self, sql: str, params=()) -> tuple[list, int]:
         cur = self._run(sql, params)
@@ -236,7 +222,4 @@ class SqliteCatalog(ContentsMixin):
         self._run("SELECT 1").fetchone()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._db.close()

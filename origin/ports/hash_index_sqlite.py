@@ -10,7 +10,6 @@ may live in the catalog's file (its own table) or in a file of its own.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 from typing import Iterable
 
@@ -26,6 +25,7 @@ from origin.ports.hash_index import (
     probes,
     to_signed,
 )
+from origin.ports.sqlite import ThreadConnections
 
 BAND_COLUMNS = tuple(f"b{k}" for k in range(BANDS))
 SCHEMA = (
@@ -51,31 +51,16 @@ def _row(content_id: str, phash: int) -> tuple:
 
 class SqliteHashIndex:
     def __init__(self, path: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE):
-        self.path = str(path)
+        self._db = ThreadConnections(path, "hash index", SCHEMA)
+        self.path = self._db.path
         self.max_distance = check_max_distance(max_distance)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
         self._queries: dict[tuple[int, ...], str] = {}
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.executescript(SCHEMA)
-            except sqlite3.Error as exc:
-                raise CatalogUnavailable(f"sqlite hash index {self.path}: {exc}") from exc
-            self._local.conn = conn
-        return conn
+        return self._db.conn()
 
     def _run(self, sql: str, params=()) -> sqlite3.Cursor:
-        try:
-            return self._conn().execute(sql, params)
-        except sqlite3.OperationalError as exc:
-            raise CatalogUnavailable(f"sqlite hash index: {exc}") from exc
+        return self._db.run(sql, params)
 
     def _lookup_sql(self, shape: tuple[int, ...]) -> str:
         """One statement per probe shape (probes per band), so sqlite3's statement cache hits."""
@@ -132,7 +117,4 @@ class SqliteHashIndex:
         self._run("SELECT 1").fetchone()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._db.close()
