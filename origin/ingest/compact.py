@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from origin import keys
 from origin.errors import Unavailable
-from origin.formats import BY_MIME
+from origin.pipeline.variants import source_format
 from origin.ingest.dedup import Policy, count_duplicate, count_saved, neighbours, rank
 from origin.ports.catalog import ContentMissing, Merge
 from origin.ports.store import KeyMissing
@@ -71,10 +71,6 @@ class Report:
     steps: list = field(default_factory=list)
 
 
-def _fmt(content) -> str:
-    return BY_MIME[content.content_type].name
-
-
 # --------------------------------------------------------------------- merge steps
 
 
@@ -93,7 +89,7 @@ def preserve(ctx: Compactor, merge: Merge) -> bool:
         return _cancel(ctx, merge)
     if not content.live or not target.live:
         return _cancel(ctx, merge)
-    fmt = _fmt(content)
+    fmt = source_format(content)
     try:
         data = ctx.store.get(keys.source_key(content.id, fmt))
     except KeyMissing:
@@ -110,7 +106,7 @@ def repoint(ctx: Compactor, merge: Merge) -> bool:
         content = ctx.catalog.get_content(merge.from_id)
     except ContentMissing:
         return _cancel(ctx, merge)
-    kept = keys.kept_source_key(content.id, _fmt(content))
+    kept = keys.kept_source_key(content.id, source_format(content))
     protected = ctx.policy.optout if merge.kind == "perceptual" else frozenset()
     if ctx.catalog.repoint(merge, kept, protected):
         ctx.index.remove(merge.from_id)

@@ -1,8 +1,8 @@
-"""Processing a validated image: metadata, hashes, eager thumbnails.
+"""Processing a validated image: metadata, perceptual hash, eager thumbnails.
 
     metadata     dimensions, format, colour space, orientation, camera make and
                  model, capture time, whether GPS was present (read, never served)
-    hashes       SHA-256 of the bytes, 64-bit pHash of the upright picture
+    pHash        64-bit perceptual hash of the upright picture (SHA-256 is taken at validation)
     thumbnails   every allow-listed sq and sm size as WebP and AVIF, cut from one
                  decode (animations go through the lazy renderer, frame by frame)
 
@@ -10,9 +10,7 @@ Public outputs never carry EXIF/XMP/IPTC: the renderer keeps only the ICC profil
 """
 from __future__ import annotations
 
-import hashlib
 import io
-from dataclasses import dataclass
 
 import imagehash
 import pyvips
@@ -25,12 +23,6 @@ from origin.pipeline.render import Encoding, RenderOptions, colour, encode, rend
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 MAKE, MODEL, DATETIME, DATETIME_ORIGINAL, ORIENTATION = 0x010F, 0x0110, 0x0132, 0x9003, 0x0112
 THUMB_FORMATS = ("webp", "avif")
-
-
-@dataclass(frozen=True)
-class Hashes:
-    sha256: str
-    phash: int  # unsigned 64-bit
 
 
 def exif_bytes(data: bytes, fmt: str) -> bytes | None:
@@ -97,12 +89,12 @@ def upright_base(render_source: bytes, width: int, height: int, short_side: int)
     return base.copy_memory()
 
 
-def hashes(data: bytes, base: pyvips.Image) -> Hashes:
+def perceptual_hash(base: pyvips.Image) -> int:
+    """imagehash's 64-bit pHash of the upright picture, as an unsigned integer."""
     small = base.thumbnail_image(256, height=256)
     small = small.flatten(background=[255, 255, 255]) if small.hasalpha() else small
     picture = Image.open(io.BytesIO(small.colourspace("srgb").pngsave_buffer(compression=1)))
-    phash = int(str(imagehash.phash(picture)), 16)
-    return Hashes(hashlib.sha256(data).hexdigest(), phash)
+    return int(str(imagehash.phash(picture)), 16)
 
 
 def thumbnails(base: pyvips.Image, render_source: bytes, image_id: str, width: int, height: int, pages: int,

@@ -31,7 +31,7 @@ from origin.ingest import compact, dedup, originals, process
 from origin.ingest.sniff import sniff
 from origin.ingest.validate import Limits, Rejected, validate
 from origin.pipeline.render import Encoding
-from origin.pipeline.variants import owner_source_key, render_source_key, served, served_record
+from origin.pipeline.variants import owner_source_key, render_source_key, served, served_record, source_format
 from origin.ports.catalog import Content, RecordMissing
 from origin.ports.moderation import ModerationFailed
 from origin.ports.queue import Job
@@ -203,17 +203,17 @@ def step_processing(pipe: Pipeline, record) -> None:
     source = data if render_at == upload_at else pipe.store.get(render_at)
     settings = pipe.settings
     info = {**json.loads(record.metadata or "{}"),
-            **process.metadata(data, _fmt(record), record.width, record.height, source)}
+            **process.metadata(data, source_format(record), record.width, record.height, source)}
     phash = content.phash if content is not None else None
     if phash is None:  # the content's first processing: hashes, dedup, thumbnails
         base = process.upright_base(source, view.width, view.height, max(settings.thumb_sizes))
-        phash = process.hashes(data, base).phash
+        phash = process.perceptual_hash(base)
         if content is None:  # a record validated before contents existed: its own keys, no dedup
             _store_thumbnails(pipe, view, base, source)
         else:
             process_content(pipe, record, replace(content, phash=phash), base, source)
-    if pipe.catalog.transition(record.id, ("processing",), "ready", sha256=hashlib.sha256(data).hexdigest(),
-                               phash=phash, metadata=json.dumps(info), reason="", detail=""):
+    if pipe.catalog.transition(record.id, ("processing",), "ready", phash=phash, metadata=json.dumps(info),
+                               reason="", detail=""):  # sha256 was recorded at validation
         notify(pipe, record, "image.ready", {})
 
 
@@ -286,13 +286,6 @@ STEPS = {
     "moderating": step_moderating,
     "processing": step_processing,
 }
-
-
-def _fmt(record) -> str:
-    return FORMATS_BY_MIME.get(record.content_type, "jpeg")
-
-
-FORMATS_BY_MIME = {f.mime: f.name for f in FORMATS.values()}
 
 
 def notify(pipe: Pipeline, record, event: str, extra: dict) -> None:
