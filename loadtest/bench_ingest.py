@@ -73,13 +73,15 @@ def main() -> int:
         sock = ensure_clamd(clamd)
         env = {**KEYS_ENV, "IMAGEHOST_CLAMD_SOCKET": sock, "IMAGEHOST_MODERATION": "nudenet",
                "IMAGEHOST_DEDUP_PERCEPTUAL": "0"}  # the same photo each time: measure the work, not a link
-        server = start_origin(Path(tmp) / "var", env)
+        server = None
         try:
+            server = start_origin(Path(tmp) / "var", env)
             measure(server.url, jpegs[-1:], "warm-up.jpg")  # loads the model, warms clamd
             rows = [("12 MP JPEG", len(jpegs[0]), measure(server.url, jpegs[:-1], "photo.jpg")),
                     ("12 MP HEVC HEIC", len(heics[0]), measure(server.url, heics[:-1], "photo.heic"))]
         finally:
-            stop(server.proc)
+            if server is not None:
+                stop(server.proc)
             stop_clamd(clamd)
     print(f"\nupload-to-ready, {args.runs} runs each (validate, clamd scan, NudeNet, metadata, hashes, 12 thumbnails)")
     print(f"{'input':<18}{'bytes':>12}{'p50 s':>9}{'max s':>9}   target < {TARGET_SECONDS:.1f} s")
