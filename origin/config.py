@@ -104,9 +104,13 @@ class Settings:
     def store_dir(self) -> Path:
         return self.data_dir / "store"
 
+    def public_base(self, request_prefix: str) -> str:
+        """The URL clients reach us at: configured, or the scheme and host of the request at hand."""
+        return self.public_base_url.rstrip("/") or request_prefix
+
     @property
     def base_url(self) -> str:
-        return self.public_base_url.rstrip("/") or f"http://{self.host}:{self.port}"
+        return self.public_base(f"http://{self.host}:{self.port}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":

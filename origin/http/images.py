@@ -75,7 +75,7 @@ class OwnedImages:
         return record
 
     def base(self, req) -> str:
-        return self.settings.public_base_url.rstrip("/") or req.prefix
+        return self.settings.public_base(req.prefix)
 
 
 class ImageListResource(OwnedImages):

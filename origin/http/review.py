@@ -23,7 +23,7 @@ class ReviewQueueResource:
     def on_get(self, req, resp) -> None:
         require_reviewer(self.api_keys, req.get_header("Authorization"))
         limit = req.get_param_as_int("limit", min_value=1, max_value=200, default=50)
-        base = self.settings.public_base_url.rstrip("/") or req.prefix
+        base = self.settings.public_base(req.prefix)
         items = []
         for record in self.catalog.list_state("held", limit):
             path = f"/v1/review/{record.id}/preview"

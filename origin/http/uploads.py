@@ -31,11 +31,6 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
 
 
-def public_base(settings, req) -> str:
-    """The URL clients reach us at: configured, or the scheme and host of this request."""
-    return settings.public_base_url.rstrip("/") or req.prefix
-
-
 class LocalTarget:
     """Upload URL on the origin itself, with an itsdangerous token."""
 
@@ -93,7 +88,7 @@ class UploadsResource:
             created_at=datetime.now(timezone.utc),
         ))
         expires_in = self.settings.upload_url_seconds
-        base = public_base(self.settings, req)
+        base = self.settings.public_base(req.prefix)
         answer = {"id": image_id, **self.target.target(base, image_id, limit, declared, expires_in)}
         answer.update(expires_at=_iso(time.time() + expires_in), max_bytes=limit,
                       status_url=f"{base}/v1/images/{image_id}")
@@ -132,7 +127,7 @@ class LocalUploadResource:
             raise
         self.catalog.release(image_id, 0)
         self.queue.send(image_id)
-        base = public_base(self.settings, req)
+        base = self.settings.public_base(req.prefix)
         resp.status = falcon.HTTP_201
         resp.media = {"id": image_id, "state": "uploaded", "status_url": f"{base}/v1/images/{image_id}"}
 
