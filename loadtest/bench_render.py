@@ -45,8 +45,7 @@ from origin.config import Settings  # noqa: E402
 from origin.pipeline.render import Encoding, render  # noqa: E402
 from origin.pipeline.request import parse  # noqa: E402
 from origin.pipeline.variants import render_options, render_source_key  # noqa: E402
-from origin.ports.catalog import open_catalog  # noqa: E402
-from origin.ports.store import open_store  # noqa: E402
+from origin.wiring import open_catalog, open_store  # noqa: E402
 
 DEFAULT_PHOTO = Path("/usr/share/backgrounds/mate/abstract/Elephants_5640x3172.jpg")
 VARIANTS = ("w300.webp", "w1200.webp")

@@ -33,14 +33,15 @@ from origin.http.uploads import LocalTarget, LocalUploadResource, S3Target, Uplo
 from origin.metrics import Metrics, build_metrics
 from origin.pipeline.render import configure_libvips
 from origin.pipeline.variants import Delivery
-from origin.ports.catalog import Catalog, open_catalog
-from origin.ports.cdn import open_cdn
-from origin.ports.queue import Queue, open_queue
-from origin.ports.store import Store, open_store
+from origin.ports.catalog import Catalog
+from origin.ports.queue import Queue
+from origin.ports.store import Store
 from origin.security import dev_secrets
 from origin.security.apikeys import ApiKeys
 from origin.security.signing import SigningKeys
 from origin.security.upload_tokens import UploadTokens
+from origin.wiring import (hash_index_for, open_catalog, open_cdn, open_moderator, open_queue, open_scanner,
+                           open_store)
 
 log = logging.getLogger("imagehost")
 
@@ -113,14 +114,12 @@ def open_ports(settings: Settings) -> Ports:
 def start_workers(settings: Settings, ports: Ports):
     """In-process worker threads (the embedded default: IMAGEHOST_QUEUE=local)."""
     from origin.ingest.worker import Pipeline, start_threads
-    from origin.ports.moderation import open_moderator
-    from origin.ports.scanner import open_scanner
 
     moderator = open_moderator(settings.moderation)
     if hasattr(moderator, "load"):
         moderator.load()  # the first upload should not pay for loading the model
     pipe = Pipeline(settings, ports.store, ports.catalog, ports.queue, open_scanner(settings), moderator,
-                    ports.metrics)
+                    ports.metrics, hash_index_for(settings.catalog))
     return start_threads(pipe, settings.worker_threads)
 
 

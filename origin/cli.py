@@ -37,8 +37,7 @@ def prepare(settings: Settings) -> Settings:
 def cmd_serve(settings: Settings, args) -> int:
     settings = prepare(settings)
     # create the store and schema once, before workers fork
-    from origin.ports.catalog import open_catalog
-    from origin.ports.store import open_store
+    from origin.wiring import open_catalog, open_store
 
     open_store(settings).ping()
     catalog = open_catalog(settings.catalog)
@@ -90,8 +89,7 @@ def cmd_ingest(settings: Settings, args) -> int:
     from origin.ingest.originals import ingest
     from origin.ingest.validate import Limits
     from origin.metrics import build_metrics
-    from origin.ports.catalog import open_catalog
-    from origin.ports.store import open_store
+    from origin.wiring import open_catalog, open_store
 
     store = open_store(settings)
     catalog = open_catalog(settings.catalog)
@@ -124,9 +122,10 @@ def cmd_compact(settings: Settings, args) -> int:
 
     from origin.ingest import compact
     from origin.metrics import build_metrics
+    from origin.wiring import open_compactor
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    ctx = compact.from_settings(settings, build_metrics())
+    ctx = open_compactor(settings, build_metrics())
     try:
         report = compact.compact(ctx)
     except ImagehostError as exc:

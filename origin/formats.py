@@ -26,6 +26,9 @@ FORMATS: dict[str, Format] = {
     )
 }
 
+# sources libvips cannot decode itself (HEVC-coded HEIC): decoded once at ingest into a master
+NEEDS_MASTER = frozenset({"heic"})
+
 OUTPUT_FORMATS = tuple(name for name, f in FORMATS.items() if f.output)
 
 BY_MIME = {f.mime: f for f in FORMATS.values()}

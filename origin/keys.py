@@ -6,15 +6,33 @@ delivery URL `/images/{record id}/w1200.avif` of a record whose content is C rea
     images/{content}/master.{jpg|png}  a decoded master, for sources libvips cannot decode (HEVC HEIC)
     images/{content}/original.{ext}    /images/{id}/original: auto-rotated, stripped
     images/{content}/w1200.avif        /images/{id}/w1200.avif, and so on
+    images/{content}/sq150.webp        eager thumbnails (sq, sm), rendered at ingest
+    images/{content}/intermediate.*    the render intermediate: a smaller upright copy renders start from
     sources/{content}/source.{ext}     an upload kept for its owners after its content was collapsed
                                        into a near-duplicate (origin/ingest/compact.py)
+    uploads/{id}                       an upload not yet validated
+    quarantine/{id}/upload             an upload refused by validation, kept for audit
+
+`object_class` names what a key holds (storage tiers, eviction and cost reports go by it).
 """
 from __future__ import annotations
 
+import re
+
+from origin.errors import InvalidRequest
 from origin.formats import FORMATS
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{6,64}$")  # record and content ids (URL-safe base64)
 
 IMAGES = "images"
 SOURCES = "sources"
+
+
+def check_id(image_id: str) -> str:
+    """An image id as it may appear in a URL and a store key (InvalidRequest otherwise)."""
+    if not ID_PATTERN.match(image_id):
+        raise InvalidRequest("malformed image id", image_id=image_id[:80])
+    return image_id
 
 
 def prefix(content_id: str) -> str:
@@ -31,6 +49,37 @@ def master_key(content_id: str, has_alpha: bool) -> str:
 
 def variant_key(content_id: str, name: str, fmt: str) -> str:
     return f"{prefix(content_id)}{name}.{FORMATS[fmt].ext}"
+
+
+def upload_key(image_id: str) -> str:
+    return f"uploads/{image_id}"
+
+
+def quarantine_key(image_id: str) -> str:
+    return f"quarantine/{image_id}/upload"
+
+
+# what a key holds: originals and what stands in for them are never regenerable; the rest is
+OBJECT_CLASSES = ("source", "master", "intermediate", "thumbnail", "variant", "kept_source", "upload", "quarantine")
+REGENERABLE = frozenset({"variant"})  # lazily rendered: evicted, it renders again on its next miss
+_THUMBNAIL = re.compile(r"^(?:sq|sm)[0-9]+\.[a-z0-9]+$")
+
+
+def object_class(key: str) -> str:
+    top, _, rest = key.partition("/")
+    if top == SOURCES:
+        return "kept_source"
+    if top == "uploads":
+        return "upload"
+    if top == "quarantine":
+        return "quarantine"
+    name = rest.rpartition("/")[2]
+    stem = name.partition(".")[0]
+    if stem in ("source", "master", "intermediate"):
+        return stem
+    if _THUMBNAIL.match(name):
+        return "thumbnail"
+    return "variant"  # original.*, w1200.avif, and every other rendered name
 
 
 def kept_prefix(content_id: str) -> str:

@@ -16,9 +16,10 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from origin.errors import CatalogUnavailable, NotFound
-from origin.ports.catalog import ImageRecord, RecordMissing, open_catalog
+from origin.ports.catalog import ImageRecord, RecordMissing
 from origin.ports.catalog_postgres import PostgresCatalog
 from origin.ports.catalog_sqlite import SqliteCatalog
+from origin.wiring import open_catalog
 from tests.servers import free_port
 
 

@@ -12,9 +12,10 @@ from datetime import datetime, timezone
 import psycopg
 import pytest
 
-from origin.ports.catalog import Content, ContentMissing, ImageRecord, open_catalog
+from origin.ports.catalog import Content, ContentMissing, ImageRecord
 from origin.ports.catalog_postgres import PostgresCatalog
 from origin.ports.catalog_sqlite import SqliteCatalog
+from origin.wiring import open_catalog
 from tests.backends import private_schema
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -24,14 +24,16 @@ from origin.http.images import remove_image
 from origin.ingest import dedup
 from origin.ingest.compact import STEPS, Compactor, compact
 from origin.ingest.originals import new_id
-from origin.ingest.worker import Pipeline, run_job, upload_key
+from origin.ingest.worker import Pipeline, run_job
+from origin.keys import upload_key
 from origin.metrics import build_metrics
 from origin.pipeline.variants import owner_source_key
-from origin.ports.catalog import ImageRecord, open_catalog
+from origin.ports.catalog import ImageRecord
 from origin.ports.hash_index import hamming, phash_int
 from origin.ports.moderation_fixed import FixedModerator
 from origin.ports.scanner import ScanOff
-from origin.ports.store import open_store
+from origin import wiring
+from origin.wiring import hash_index_for, open_catalog, open_store
 from tests import images
 from tests.servers import ROOT
 from tests.backends import private_schema
@@ -119,7 +121,8 @@ def make_host(tmp_path, catalog_url: str, moderator=None, store=None, **override
                         record_cache_seconds=0.3, **overrides)
     store, catalog = store or open_store(settings), open_catalog(settings.catalog)
     metrics = build_metrics(CollectorRegistry())
-    pipe = Pipeline(settings, store, catalog, None, ScanOff(), moderator or FixedModerator(0.1), metrics)
+    pipe = Pipeline(settings, store, catalog, None, ScanOff(), moderator or FixedModerator(0.1), metrics,
+                    hash_index_for(settings.catalog))
     return Host(settings, store, catalog, pipe, metrics)
 
 
@@ -130,7 +133,7 @@ def catalog_url(request, tmp_path):
         return
     with private_schema("t_dedup") as url:
         yield url
-        index = dedup._indexes.pop(url, None)  # the process-wide index of this schema
+        index = wiring._indexes.pop(url, None)  # the process-wide index of this schema
         if index is not None:
             index.close()
 

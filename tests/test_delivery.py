@@ -11,8 +11,7 @@ from origin.app import create_app
 from origin.errors import UnsupportedImage
 from origin.ingest.originals import ingest
 from origin.ingest.validate import Limits
-from origin.ports.catalog import open_catalog
-from origin.ports.store import open_store
+from origin.wiring import open_catalog, open_store
 from tests import images
 
 CHROME = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"

@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from origin.config import Settings
-from origin.ports.cdn import open_cdn
 from origin.ports.cdn_nginx import EdgePurger
+from origin.wiring import open_cdn
 from tests import images
 from tests.servers import start_edge, start_edge_origin, stop
 from tests.test_edge_units import BROWSERS

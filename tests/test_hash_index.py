@@ -25,11 +25,11 @@ from origin.ports.hash_index import (
     MAX_SUPPORTED_DISTANCE,
     DistanceUnsupported,
     hamming,
-    open_hash_index,
     phash_int,
     probe_count,
     radii,
 )
+from origin.wiring import open_hash_index
 from origin.ports.hash_index_postgres import PostgresHashIndex
 from origin.ports.hash_index_sqlite import SqliteHashIndex
 from tests.backends import postgres_base_url, private_schema, with_query

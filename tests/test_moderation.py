@@ -23,9 +23,9 @@ from origin.ports.moderation import (
     check_setting,
     explicit_score,
     label_summary,
-    open_moderator,
     verdict_from_detections,
 )
+from origin.wiring import open_moderator
 from tests import images
 
 THRESHOLD = Settings().nsfw_threshold

@@ -18,9 +18,10 @@ from PIL.PngImagePlugin import PngInfo
 
 from origin.config import Settings
 from origin.errors import Unavailable
-from origin.ports.scanner import ScanFailed, ScannerUnavailable, ScanOff, ScanResult, open_scanner
+from origin.ports.scanner import ScanFailed, ScannerUnavailable, ScanOff, ScanResult
 from origin.ports.scanner_clamd import ClamdScanner, parse_reply
 from origin.services import clamd as service
+from origin.wiring import open_scanner
 from tests import images
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"

@@ -10,9 +10,10 @@ import pytest
 
 from origin.config import Settings
 from origin.errors import NotFound, StoreUnavailable
-from origin.ports.store import KeyMissing, open_store
+from origin.ports.store import KeyMissing
 from origin.ports.store_local import LocalStore
 from origin.ports.store_s3 import S3Store
+from origin.wiring import open_store
 from tests.servers import free_port
 
 BLOB = bytes(range(256)) * 257  # binary, not a multiple of any buffer size

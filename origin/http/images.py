@@ -9,8 +9,8 @@ from origin import keys
 from origin.errors import NotFound
 from origin.formats import BY_MIME
 from origin.ingest.compact import reclaim
-from origin.ingest.worker import quarantine_key, upload_key
-from origin.pipeline.request import check_id
+from origin.keys import quarantine_key, upload_key
+from origin.keys import check_id
 from origin.pipeline.variants import owner_source_key
 from origin.ports.catalog import RecordMissing
 from origin.security.apikeys import require_owner

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from origin.errors import InvalidRequest, NotFound
 from origin.pipeline.render import Encoding, RenderOptions, render
-from origin.pipeline.request import check_id
+from origin.keys import check_id
 from origin.pipeline.variants import render_source_key, served_record
 from origin.ports.catalog import RecordMissing
 from origin.security import signing

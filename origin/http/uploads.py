@@ -15,8 +15,8 @@ import falcon
 
 from origin.errors import InvalidRequest, TooLarge, UnsupportedImage
 from origin.formats import FORMATS
-from origin.ingest.worker import upload_key
-from origin.pipeline.request import check_id
+from origin.keys import upload_key
+from origin.keys import check_id
 from origin.ports.catalog import ImageRecord
 from origin.security.apikeys import require_owner
 from origin.security.upload_tokens import UploadGrant, UploadTokenRefused

@@ -315,15 +315,3 @@ def sweep(ctx: Compactor, report: Report) -> None:
                     ctx.store.delete_prefix(prefix)
                     report.orphans += 1
                     log.info("compact: removed orphaned %s", prefix)
-
-
-def from_settings(settings, metrics=None) -> Compactor:
-    from origin.ingest.dedup import index_for
-    from origin.ports.catalog import open_catalog
-    from origin.ports.store import open_store
-
-    catalog = open_catalog(settings.catalog)
-    return Compactor(open_store(settings), catalog, index_for(settings.catalog), Policy.from_settings(settings),
-                     metrics, settings.compact_stop_after)
-
-

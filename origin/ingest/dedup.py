@@ -43,15 +43,13 @@ the duplicates later (throughput first).
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 
 from origin.ports.catalog import Content
-from origin.ports.hash_index import HashIndex, open_hash_index
+from origin.ports.hash_index import HashIndex
 
 log = logging.getLogger("imagehost.dedup")
 GRACE_MARGIN_SECONDS = 1.0  # beyond the record cache: requests that read a record just before it expired
-INDEX_DISTANCE = 10  # what the hash index is built to guarantee; lookups use the configured distance
 
 
 @dataclass(frozen=True)
@@ -70,19 +68,6 @@ class Policy:
     def allows(self, owners) -> bool:
         """Whether a content with records of these owners may collapse perceptually (either way)."""
         return self.perceptual and not (set(owners) & self.optout)
-
-
-_indexes: dict[str, HashIndex] = {}
-_indexes_lock = threading.Lock()
-
-
-def index_for(catalog_url: str) -> HashIndex:
-    """The hash index in the catalog's database, one per process and URL."""
-    with _indexes_lock:
-        index = _indexes.get(catalog_url)
-        if index is None:
-            index = _indexes[catalog_url] = open_hash_index(catalog_url, max_distance=INDEX_DISTANCE)
-        return index
 
 
 def rank(content: Content) -> tuple:

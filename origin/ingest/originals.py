@@ -17,13 +17,11 @@ import pyvips
 
 from origin import keys
 from origin.errors import UnsupportedImage
-from origin.formats import FORMATS
+from origin.formats import FORMATS, NEEDS_MASTER
 from origin.ingest.dedup import count_duplicate
 from origin.ingest.validate import Limits, Rejected, validate
 from origin.ports.catalog import Catalog, Content, ImageRecord
 from origin.ports.store import Store
-
-NEEDS_MASTER = {"heic"}
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import threading
 from dataclasses import dataclass, replace
 
 from origin import keys
+from origin.keys import quarantine_key, upload_key
 from origin.errors import NotFound, Unavailable, UnsupportedImage
 from origin.formats import FORMATS
 from origin.ingest import compact, dedup, originals, process
@@ -54,27 +55,15 @@ class Pipeline:
     scanner: object
     moderator: object
     metrics: object = None
-    hash_index: object = None  # default: the one in the catalog's database (dedup.index_for)
+    index: object = None  # the perceptual-hash index (origin/ports/hash_index.py)
 
     @property
     def limits(self) -> Limits:
         return Limits.from_settings(self.settings)
 
-    @property
-    def index(self):
-        return self.hash_index if self.hash_index is not None else dedup.index_for(self.settings.catalog)
-
     def compactor(self) -> compact.Compactor:
         return compact.Compactor(self.store, self.catalog, self.index, dedup.Policy.from_settings(self.settings),
                                  self.metrics)
-
-
-def upload_key(image_id: str) -> str:
-    return f"uploads/{image_id}"
-
-
-def quarantine_key(image_id: str) -> str:
-    return f"quarantine/{image_id}/upload"
 
 
 def run_job(pipe: Pipeline, image_id: str) -> str:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from origin.errors import InvalidRequest
 from origin.formats import OUTPUT_FORMATS
+from origin.keys import check_id
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 VARIANT_PATTERN = re.compile(r"^(?P<kind>w|sq|sm)(?P<size>[0-9]{1,6})(?:\.(?P<fmt>[a-z0-9]{1,8}))?$")
 
 
@@ -31,12 +31,6 @@ class VariantRequest:
     @property
     def name(self) -> str:
         return "original" if self.kind == "original" else f"{self.kind}{self.size}"
-
-
-def check_id(image_id: str) -> str:
-    if not ID_PATTERN.match(image_id):
-        raise InvalidRequest("malformed image id", image_id=image_id[:80])
-    return image_id
 
 
 def parse(image_id: str, variant: str, widths: tuple[int, ...], thumb_sizes: tuple[int, ...]) -> VariantRequest:

@@ -19,8 +19,7 @@ from cachetools import LRUCache, TTLCache
 
 from origin import keys
 from origin.errors import NotFound
-from origin.formats import BY_MIME, FORMATS
-from origin.ingest.originals import NEEDS_MASTER
+from origin.formats import BY_MIME, FORMATS, NEEDS_MASTER
 from origin.pipeline import negotiate
 from origin.pipeline.flight import SingleFlight
 from origin.pipeline.render import Encoding, RenderOptions, render

@@ -287,14 +287,3 @@ def check_state(state: str) -> str:
     if state not in STATES:
         raise ValueError(f"unknown state {state!r}")
     return state
-
-
-def open_catalog(url: str) -> Catalog:
-    """The adapter named by the URL's scheme."""
-    if url.startswith(("postgresql://", "postgres://")):
-        from origin.ports.catalog_postgres import PostgresCatalog
-
-        return PostgresCatalog(url)
-    from origin.ports.catalog_sqlite import SqliteCatalog
-
-    return SqliteCatalog(url.removeprefix("sqlite:///"))

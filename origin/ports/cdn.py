@@ -14,11 +14,3 @@ class Cdn(Protocol):
     def purge(self, image_id: str) -> None:
         """Purge every variant of image_id everywhere; an edge that is down is retried later, never forgotten."""
         ...
-
-
-def open_cdn(settings) -> Cdn | None:
-    if not settings.purge_urls.strip():
-        return None
-    from origin.ports.cdn_nginx import EdgePurger
-
-    return EdgePurger.from_settings(settings)

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from http.client import HTTPException
 from pathlib import Path
 
-from origin.pipeline.request import check_id
+from origin.keys import check_id
 
 log = logging.getLogger("imagehost.cdn")
 

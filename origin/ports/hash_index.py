@@ -209,14 +209,3 @@ def phash_int(image) -> int:
     import imagehash
 
     return int(str(imagehash.phash(image)), 16)
-
-
-def open_hash_index(url: str, max_distance: int = DEFAULT_MAX_DISTANCE) -> HashIndex:
-    """The adapter named by the URL's scheme (the same URLs as the catalog's)."""
-    if url.startswith(("postgresql://", "postgres://")):
-        from origin.ports.hash_index_postgres import PostgresHashIndex
-
-        return PostgresHashIndex(url, max_distance=max_distance)
-    from origin.ports.hash_index_sqlite import SqliteHashIndex
-
-    return SqliteHashIndex(url.removeprefix("sqlite:///"), max_distance=max_distance)

@@ -121,10 +121,10 @@ class OffModerator:
 
 def check_setting(setting: str) -> None:
     """Validate an IMAGEHOST_MODERATION value without loading anything (ConfigError)."""
-    _parse(setting)
+    parse_setting(setting)
 
 
-def _parse(setting: str) -> tuple[str, float | None, float]:
+def parse_setting(setting: str) -> tuple[str, float | None, float]:
     text = (setting or "").strip()
     name, _, arg = text.partition(":")
     name = name.strip().lower()
@@ -140,21 +140,3 @@ def _parse(setting: str) -> tuple[str, float | None, float]:
             return name, value, seconds
         raise ConfigError(f"IMAGEHOST_MODERATION: fixed:<score>[:<seconds>] needs a score within 0..1, got {setting!r}")
     raise ConfigError(f"IMAGEHOST_MODERATION must be 'nudenet', 'fixed:<score>' or 'off', got {setting!r}")
-
-
-def open_moderator(setting: str, *, threads: int = 1) -> Moderator:
-    """The adapter named by IMAGEHOST_MODERATION.
-
-    "nudenet" returns a moderator whose model loads on first use (or on `load()`),
-    once per process; `threads` caps onnxruntime's intra-op threads.
-    """
-    name, value, delay = _parse(setting)
-    if name == "off":
-        return OffModerator()
-    if name == "fixed":
-        from origin.ports.moderation_fixed import FixedModerator
-
-        return FixedModerator(value, delay)
-    from origin.ports.moderation_nudenet import NudeNetModerator
-
-    return NudeNetModerator(threads=threads)

@@ -34,13 +34,3 @@ class Queue(Protocol):
     def ack(self, job: Job) -> None: ...
 
     def retry_later(self, job: Job, delay_seconds: float) -> None: ...
-
-
-def open_queue(settings, catalog, store=None) -> Queue:
-    if settings.queue == "sqs":
-        from origin.ports.queue_sqs import SqsQueue
-
-        return SqsQueue.from_settings(settings)
-    from origin.ports.queue_local import LocalQueue
-
-    return LocalQueue(catalog, lease_seconds=settings.job_lease_seconds)

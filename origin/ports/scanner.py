@@ -55,15 +55,3 @@ class ScanOff:
 def default_socket(settings) -> str:
     """IMAGEHOST_CLAMD_SOCKET, else {data_dir}/clamd/clamd.sock (where `ensure_clamd` starts one)."""
     return settings.clamd_socket or str(settings.data_dir.resolve() / "clamd" / "clamd.sock")
-
-
-def open_scanner(settings) -> Scanner:
-    """The scanner the settings name: clamd on its socket (or host:port), or ScanOff when scan is off.
-
-    Nothing is started here; `origin.services.clamd.ensure_clamd` starts the local clamd.
-    """
-    if not settings.scan:
-        return ScanOff()
-    from origin.ports.scanner_clamd import ClamdScanner
-
-    return ClamdScanner(default_socket(settings))

@@ -50,14 +50,3 @@ class Store(Protocol):
         ...
 
     def ping(self) -> None: ...
-
-
-def open_store(settings) -> Store:
-    """The adapter named by IMAGEHOST_STORE."""
-    if settings.store == "s3":
-        from origin.ports.store_s3 import S3Store
-
-        return S3Store.from_settings(settings)
-    from origin.ports.store_local import LocalStore
-
-    return LocalStore(settings.store_dir)
