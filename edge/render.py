@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge import negotiation
+from edge import allowlist, negotiation
 from origin.formats import OUTPUT_FORMATS
 from origin.security.referers import RefererPolicy
 from origin.security.signing import SigningKeys
@@ -35,18 +35,19 @@ PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
 class EdgeOptions:
     prefix: Path  # where the config and everything nginx writes go
     listen: str  # "127.0.0.1:8080"
-    origin: str  # "127.0.0.1:8081"
+    origin: str  # the upstream group: "unix:/path/origin.sock", "127.0.0.1:8081", or several, comma-separated
     plain_listen: str = ""  # a second server on the same cache with no hotlink checks (benchmark baseline)
     edge_ttl: int = 0  # 0: honour the origin's Cache-Control; n > 0: cache every 200 for n s (tests)
     workers: str = "auto"
     cache_max_size: str = "10g"
+    max_body: int = 0  # request bodies the edge lets through; 0: the origin's upload limit
 
 
 def options_from_settings(settings) -> EdgeOptions:
     return EdgeOptions(
         prefix=(settings.data_dir / "edge").resolve(),
         listen=f"{settings.host}:{settings.port}",
-        origin=f"127.0.0.1:{settings.origin_port}",
+        origin=f"unix:{settings.origin_socket}",
     )
 
 
@@ -72,6 +73,16 @@ def _signature_check(settings) -> str:
         "                return 403 '{\"error\":\"bad_signature\",\"message\":\"$signature_refusal\"}\\n';\n"
         "            }"
     )
+
+
+def _origin_servers(origin: str) -> str:
+    """One `server` line per origin; with several, a failed connection moves on to the next one
+    (proxy_next_upstream's default: error, timeout) and a dead origin rests for 5 s."""
+    servers = [s.strip() for s in origin.split(",") if s.strip()]
+    if not servers:
+        raise ValueError("the edge needs at least one origin")
+    options = " max_fails=1 fail_timeout=5s" if len(servers) > 1 else ""
+    return "\n".join(f"        server {server}{options};" for server in servers)
 
 
 def _plain_server(options: EdgeOptions) -> str:
@@ -125,7 +136,9 @@ def render(settings, options: EdgeOptions) -> Path:
         "origin": options.origin,
         "levels": ":".join(map(str, CACHE_LEVELS)),
         "cache_max_size": options.cache_max_size,
-        "max_body": str(settings.max_upload_bytes + 2 * 1024 * 1024),
+        "origin_servers": _origin_servers(options.origin),
+        "max_body": str(options.max_body or settings.max_upload_bytes),
+        "variant_path": allowlist.variant_path(settings.widths, settings.thumb_sizes),
         "accept_avif": negotiation.nginx_safe(negotiation.AVIF),
         "accept_webp": negotiation.nginx_safe(negotiation.WEBP),
         "negotiated_path": negotiation.NEGOTIATED_PATH,

@@ -1,4 +1,4 @@
-"""The `imagehost` command: serve, ingest, worker, setup, compact."""
+"""The `imagehost` command: serve, ingest, worker, setup, compact, stop."""
 from __future__ import annotations
 
 import argparse
@@ -26,29 +26,56 @@ def prepare(settings: Settings) -> Settings:
         print(f"imagehost: (stored in {settings.data_dir / 'secrets.json'}; set IMAGEHOST_API_KEYS in production)",
               flush=True)
     if settings.scan:
-        from origin.services.clamd import ensure_clamd
+        from origin.ports.scanner_clamd import ClamdScanner
+        from origin.services.clamd import ensure_clamd, socket_path
 
-        socket_path = ensure_clamd(settings)
-        os.environ["IMAGEHOST_CLAMD_SOCKET"] = str(socket_path)
+        running = ClamdScanner(socket_path(settings), timeout=5).ping()
+        os.environ["IMAGEHOST_CLAMD_SOCKET"] = str(ensure_clamd(settings))
+        if not running:
+            print(f"imagehost: started clamd for {settings.data_dir}; it keeps running after this command "
+                  "ends (`imagehost stop` stops it)", flush=True)
         settings = Settings.from_env()
     return settings
 
 
 def cmd_serve(settings: Settings, args) -> int:
-    settings = prepare(settings)
-    # create the store and schema once, before workers fork
-    from origin.wiring import open_catalog, open_store
-
-    open_store(settings).ping()
-    catalog = open_catalog(settings.catalog)
-    catalog.ping()  # creates the schema, and an unreachable database fails here, not in every worker
-    catalog.close()
+    settings = prepare(settings)  # gunicorn's master then creates the schemas once (origin/gunicorn_conf.py)
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(settings.data_dir.resolve() / "metrics"))
     argv = ["gunicorn", "-c", "python:origin.gunicorn_conf", "origin.app:from_env()"]
     bind = os.environ.get("IMAGEHOST_BIND") or f"{settings.host}:{settings.port}"
-    print(f"imagehost: origin on http://{bind}/ (data in {settings.data_dir})", flush=True)
+    print(f"imagehost: origin on {bind} (data in {settings.data_dir})", flush=True)
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
     return 1  # not reached
+
+
+def cmd_stop(settings: Settings, args) -> int:
+    """Stop what runs on this data dir: the launcher (`make serve`: edge and origin) and its clamd."""
+    import signal
+    import time
+
+    from origin.services.clamd import stop_clamd
+
+    stopped = []
+    try:
+        pid = int((settings.run_dir / "launcher.pid").read_text().strip())
+    except (OSError, ValueError):
+        pid = None
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pid = None
+    if pid is not None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() and \
+                (settings.run_dir / "launcher.pid").exists():
+            time.sleep(0.1)
+        stopped.append(f"launcher (pid {pid})")
+    if stop_clamd(settings):
+        stopped.append("clamd")
+    print(f"imagehost: stopped {', '.join(stopped)}" if stopped else
+          f"imagehost: nothing was running on {settings.data_dir}", flush=True)
+    return 0
 
 
 def cmd_worker(settings: Settings, args) -> int:
@@ -145,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("setup", help="create the S3 bucket, SQS queue and bucket notification")
     ingest = sub.add_parser("ingest", help="store image files as new images; one JSON line per file")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
+    sub.add_parser("stop", help="stop what runs on this data dir: make serve's edge and origin, and clamd")
     sub.add_parser("compact", help="collapse duplicates found late, reclaim storage; safe to kill and rerun")
     args = parser.parse_args(argv)
     try:
@@ -153,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"imagehost: configuration error: {exc}", file=sys.stderr)
         return 2
     commands = {"serve": cmd_serve, "ingest": cmd_ingest, "worker": cmd_worker, "setup": cmd_setup,
-                "compact": cmd_compact}
+                "compact": cmd_compact, "stop": cmd_stop}
     return commands[args.command](settings, args)
 
 

@@ -6,7 +6,9 @@ The README's configuration table lists the same names and defaults.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Mapping
@@ -64,8 +66,8 @@ class Settings:
     max_frames: int = 300
     public_base_url: str = ""
     # edge (nginx in front of the origin)
-    edge: bool = True  # make serve: nginx on `port`, gunicorn on `origin_port`; 0 = gunicorn on `port`
-    origin_port: int = 8081
+    edge: bool = True  # make serve: nginx on `port`, gunicorn behind it on a unix socket; 0 = gunicorn on `port`
+    origin_port: int = 0  # > 0: the origin behind the edge also listens on 127.0.0.1:origin_port
     referers: str = ""  # comma-separated host allow-list (wildcards like *.example.com); empty = no check
     allow_empty_referer: bool = True
     signing_required: bool = False
@@ -103,6 +105,21 @@ class Settings:
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "store"
+
+    @property
+    def run_dir(self) -> Path:
+        """Runtime files of a running instance: the origin's socket, the launcher's lock and pid."""
+        return self.data_dir.resolve() / "run"
+
+    @property
+    def origin_socket(self) -> Path:
+        """Where the edge reaches its own origin (a unix socket: no port to collide with another
+        instance's). A data dir too deep for a socket path (108 bytes) gets one in the temp dir."""
+        path = self.run_dir / "origin.sock"
+        if len(str(path).encode()) > 100:
+            digest = hashlib.sha1(str(path).encode()).hexdigest()[:16]
+            path = Path(tempfile.gettempdir()) / f"imagehost-{digest}.sock"
+        return path
 
     def public_base(self, request_prefix: str) -> str:
         """The URL clients reach us at: configured, or the scheme and host of the request at hand."""

@@ -13,7 +13,8 @@ from origin.config import Settings
 
 _settings = Settings.from_env()
 
-bind = os.environ.get("IMAGEHOST_BIND") or f"{_settings.host}:{_settings.port}"
+# IMAGEHOST_BIND: what the launcher (edge/run.py) asks for, e.g. "unix:/…/origin.sock,127.0.0.1:8081"
+bind = (os.environ.get("IMAGEHOST_BIND") or f"{_settings.host}:{_settings.port}").split(",")
 workers = _settings.workers or os.cpu_count() or 1
 threads = _settings.threads
 worker_class = "gthread"
@@ -33,6 +34,14 @@ _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(pr
 shutil.rmtree(_metrics_dir, ignore_errors=True)
 os.makedirs(_metrics_dir, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def on_starting(server):
+    """In the master, before any worker forks: the store root and the schemas, once."""
+    from origin.wiring import prepare_backends  # ports only: libvips is not loaded before the fork
+
+    for problem in prepare_backends(_settings):
+        server.log.warning("not reachable at start (workers start anyway; /readyz reports it): %s", problem)
 
 
 def child_exit(server, worker):

@@ -117,14 +117,15 @@ def wait_for_port(port: int, timeout: float = 10.0, proc: subprocess.Popen | Non
 
 
 def start_edge(settings, origin_port: int, prefix: Path, *, port: int | None = None, plain: bool = False,
-               edge_ttl: int = 0, workers: str = "1") -> Edge:
+               edge_ttl: int = 0, workers: str = "1", max_body: int = 0) -> Edge:
     """nginx rendered from `settings` (use Settings.from_env(origin.env) to mirror an origin)."""
     from edge.render import EdgeOptions, nginx_command, render
 
     port = port or free_port()
     plain_port = free_port() if plain else 0
     options = EdgeOptions(prefix=prefix, listen=f"127.0.0.1:{port}", origin=f"127.0.0.1:{origin_port}",
-                          plain_listen=f"127.0.0.1:{plain_port}" if plain else "", edge_ttl=edge_ttl, workers=workers)
+                          plain_listen=f"127.0.0.1:{plain_port}" if plain else "", edge_ttl=edge_ttl, workers=workers,
+                          max_body=max_body)
     conf = render(settings, options)
     log = open(prefix / "logs" / "nginx.out", "ab")
     proc = subprocess.Popen(nginx_command(conf), stdout=log, stderr=subprocess.STDOUT)

@@ -122,9 +122,8 @@ class SqliteCatalog(ContentsMixin):
     NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 
     def __init__(self, path: str | Path):
-        self._db = ThreadConnections(path, "catalog")
+        self._db = ThreadConnections(path, "catalog", _migrate)  # the schema on first use
         self.path = self._db.path
-        _migrate(self._conn())
 
     @property
     def url(self) -> str:

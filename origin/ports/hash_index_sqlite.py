@@ -51,7 +51,7 @@ def _row(content_id: str, phash: int) -> tuple:
 
 class SqliteHashIndex:
     def __init__(self, path: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE):
-        self._db = ThreadConnections(path, "hash index", SCHEMA)
+        self._db = ThreadConnections(path, "hash index", lambda conn: conn.executescript(SCHEMA))
         self.path = self._db.path
         self.max_distance = check_max_distance(max_distance)
         self._queries: dict[tuple[int, ...], str] = {}
