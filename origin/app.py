@@ -22,6 +22,7 @@ from origin.config import Settings
 from origin.errors import InvalidRequest
 from origin.http import errors
 from origin.http.delivery import DeliveryResource, access_checks
+from origin.http.drain import DrainUnreadBody
 from origin.http.health import HealthResource, ReadyResource
 from origin.http.images import ImageListResource, ImageResource, OriginalDownloadResource, remove_image
 from origin.http.metrics import MetricsResource
@@ -73,7 +74,7 @@ def create_app(settings: Settings, store: Store, catalog: Catalog, metrics: Metr
                queue: Queue | None = None, cdn=None) -> falcon.App:
     settings = with_ephemeral_secrets(settings)
     queue = queue if queue is not None else open_queue(settings, catalog)
-    app = falcon.App(media_type=falcon.MEDIA_JSON)
+    app = falcon.App(media_type=falcon.MEDIA_JSON, middleware=[DrainUnreadBody(settings.max_upload_bytes)])
     app.req_options.strip_url_path_trailing_slash = False
     errors.install(app)
 

@@ -35,6 +35,9 @@ def test_parse_accepts_the_contract(variant, expected):
         ("abcdefgh", "h300.webp"),
         ("abcdefgh", "w300.webp.jpeg"),
         ("abcdefgh", "w-300"),
+        ("abcdefgh", "w0300.webp"),  # one variant, one spelling: no extra cache entries
+        ("abcdefgh", "sq064"),
+        ("abcdefgh", "w00150"),
         ("ab", "w300"),  # id too short
         ("abc/../x", "w300"),
         ("abc def gh", "w300"),

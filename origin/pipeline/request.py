@@ -6,8 +6,9 @@
     /images/{id}/sm{size}[.{fmt}]      square, smart (saliency) crop
 
 Without `.{fmt}` the format is chosen from Accept. Widths and sizes must be in
-the configured allow-lists: an unsigned URL never makes the origin render an
-arbitrary size.
+the configured allow-lists, spelled canonically (`w300`, never `w0300`): an
+unsigned URL never makes the origin render an arbitrary size, and one variant
+has one URL, so no spelling can add cache entries or store lookups.
 """
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ def parse(image_id: str, variant: str, widths: tuple[int, ...], thumb_sizes: tup
             variant=variant[:80],
         )
     kind, size, fmt = match["kind"], int(match["size"]), match["fmt"]
+    if match["size"] != str(size):
+        canonical = f"{kind}{size}" + (f".{fmt}" if fmt else "")
+        raise InvalidRequest(f"{variant[:80]} is not the canonical spelling of {canonical}", canonical=canonical)
     allowed = widths if kind == "w" else thumb_sizes
     if size not in allowed:
         raise InvalidRequest(f"{kind}{size} is not an allowed size", allowed=list(allowed))
