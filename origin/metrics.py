@@ -24,6 +24,7 @@ class Metrics:
     renders_in_flight: Gauge
     duplicates: Counter  # uploads (or, in compaction, contents) found to be duplicates, by kind
     dedup_bytes_saved: Counter  # store bytes not written, or reclaimed, because of dedup
+    record_fallbacks: Counter  # records read from the store's fallback while the catalog was down
 
     def exposition(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -59,5 +60,9 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         dedup_bytes_saved=Counter(
             "imagehost_dedup_bytes_saved", "Store bytes not written, or reclaimed, because of dedup", registry=registry
+        ),
+        record_fallbacks=Counter(
+            "imagehost_record_fallbacks", "Records read from the store's fallback while the catalog was down",
+            registry=registry,
         ),
     )
