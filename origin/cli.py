@@ -1,4 +1,4 @@
-"""The `imagehost` command: serve, ingest, worker, setup, compact, stop."""
+"""The `imagehost` command: serve, ingest, worker, setup, compact, lifecycle, cost, stop."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,9 @@ from pathlib import Path
 
 from origin.config import ConfigError, Settings
 from origin.errors import ImagehostError
+from origin.ports.catalog import MaintenanceBusy
+
+BUSY = 75  # EX_TEMPFAIL: another maintenance run holds the guard
 
 
 def prepare(settings: Settings) -> Settings:
@@ -103,12 +106,13 @@ def cmd_worker(settings: Settings, args) -> int:
 
 def cmd_setup(settings: Settings, args) -> int:
     """Create the bucket, the SQS queue and the bucket's ObjectCreated notification (S3 deployments)."""
+    from origin.lifecycle.rules import Rules
     from origin.ports.setup_s3 import setup
 
     if settings.store != "s3":
         print("imagehost: setup is for IMAGEHOST_STORE=s3; the local store needs none", file=sys.stderr)
         return 2
-    print(json.dumps(setup(settings)), flush=True)
+    print(json.dumps(setup(settings, Rules.from_settings(settings))), flush=True)
     return 0
 
 
@@ -155,12 +159,74 @@ def cmd_compact(settings: Settings, args) -> int:
     ctx = open_compactor(settings, build_metrics())
     try:
         report = compact.compact(ctx)
+    except MaintenanceBusy as exc:
+        print(f"imagehost: compact: {exc.message}; try again when it is done", file=sys.stderr)
+        return BUSY
     except ImagehostError as exc:
         print(f"imagehost: compact: {exc.message}", file=sys.stderr)
         return 1
     finally:
         ctx.catalog.close()
     print(json.dumps(dataclasses.asdict(report)), flush=True)
+    return 0
+
+
+def _maintenance_metrics(settings: Settings):
+    """Metrics written where the origin's /metrics reads them (its data dir), unless told otherwise."""
+    from origin.metrics import build_metrics
+
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(settings.data_dir.resolve() / "metrics"))
+    return build_metrics()
+
+
+def cmd_lifecycle(settings: Settings, args) -> int:
+    """Transitions (local store), usage reconciliation and eviction (origin/lifecycle/run.py); one JSON line."""
+    import dataclasses
+    import logging
+
+    from origin.lifecycle import run
+    from origin.wiring import open_lifecycle
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    ctx = open_lifecycle(settings, _maintenance_metrics(settings))
+    try:
+        report = run.run(ctx, walk_store=not args.no_walk)
+    except MaintenanceBusy as exc:
+        print(f"imagehost: lifecycle: {exc.message}; try again when it is done", file=sys.stderr)
+        return BUSY
+    except ImagehostError as exc:
+        print(f"imagehost: lifecycle: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.catalog.close()
+    print(json.dumps(dataclasses.asdict(report)), flush=True)
+    return 0
+
+
+def cmd_cost(settings: Settings, args) -> int:
+    """Bytes, objects and monthly cost by class and tier, per million images (origin/lifecycle/cost.py)."""
+    from origin.lifecycle import cost, inventory, prices
+    from origin.lifecycle.observed import observed
+    from origin.lifecycle.rules import Rules
+    from origin.wiring import open_catalog, open_store
+
+    metrics_source = args.metrics if args.metrics is not None else \
+        os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(settings.data_dir / "metrics")
+    catalog = open_catalog(settings.catalog)
+    try:
+        table = prices.load(settings.prices)
+        walked = inventory.walk(open_store(settings))
+        out = cost.report(walked, table, observed(metrics_source), catalog.dedup_summary(),
+                          dict(Rules.from_settings(settings).placement().tiers))
+    except ConfigError as exc:
+        print(f"imagehost: cost: {exc}", file=sys.stderr)
+        return 2
+    except ImagehostError as exc:
+        print(f"imagehost: cost: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        catalog.close()
+    print(json.dumps(out) if args.json else cost.table(out), flush=True)
     return 0
 
 
@@ -174,6 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("paths", nargs="+", metavar="PATH")
     sub.add_parser("stop", help="stop what runs on this data dir: make serve's edge and origin, and clamd")
     sub.add_parser("compact", help="collapse duplicates found late, reclaim storage; safe to kill and rerun")
+    lifecycle = sub.add_parser("lifecycle", help="move objects to colder tiers, evict variants over the budget")
+    lifecycle.add_argument("--no-walk", action="store_true",
+                           help="skip the store walk (no transitions or exact counts): eviction only")
+    cost = sub.add_parser("cost", help="storage by class and tier, and what it costs per million images")
+    cost.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    cost.add_argument("--metrics", default=None, metavar="URL|DIR",
+                      help="where request counts come from: an origin's /metrics URL or its metrics directory")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -181,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"imagehost: configuration error: {exc}", file=sys.stderr)
         return 2
     commands = {"serve": cmd_serve, "ingest": cmd_ingest, "worker": cmd_worker, "setup": cmd_setup,
-                "compact": cmd_compact, "stop": cmd_stop}
+                "compact": cmd_compact, "lifecycle": cmd_lifecycle, "cost": cmd_cost, "stop": cmd_stop}
     return commands[args.command](settings, args)
 
 

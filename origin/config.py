@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Mapping
 
+from origin.tiers import ARCHIVED, RuleError, parse_rule, parse_tier_dirs
+
 
 class ConfigError(ValueError):
     """A setting has a value the origin cannot use."""
@@ -93,6 +95,19 @@ class Settings:
     dedup_distance: int = 6  # Hamming distance of 64-bit pHashes at or under which two pictures are one
     dedup_inline: bool = True  # 1: the worker looks for near-duplicates before `ready`; 0: `imagehost compact` only
     compact_stop_after: str = ""  # test hook: `imagehost compact` kills itself (SIGKILL) after this step
+    # storage lifecycle (origin/lifecycle/): TIER:DAYS per rule, "off" to drop one
+    lifecycle_images: str = "STANDARD_IA:30"  # everything under images/ over lifecycle_min_bytes
+    lifecycle_originals: str = "GLACIER_IR:365"  # sources and masters (tagged at write on S3)
+    lifecycle_kept_sources: str = "GLACIER_IR:0"  # sources/ (owner-only copies); 0 days: written there
+    lifecycle_min_bytes: int = 131072  # smaller objects stay in STANDARD (IA and Glacier IR bill 128 KB each)
+    variant_budget: str = "0"  # bytes of lazy variants kept (K/M/G/T suffixes); 0: no bound
+    access_flush_seconds: float = 30.0  # how often a process writes the last accesses it saw, batched
+    restore_days: int = 7  # how long a restored copy of an archived source stays readable
+    restore_tier: str = "Standard"  # Expedited | Standard | Bulk (S3 restore speed and price)
+    cold_standin_seconds: int = 300  # Cache-Control max-age of an answer rendered from a stand-in
+    local_tier_dirs: str = ""  # TIER=dir,… for the local store; default {data_dir}/store-tiers/{TIER}
+    prices: str = "aws"  # price table of `imagehost cost`: aws | r2 | gcs | b2 | a JSON file
+    lifecycle_stop_after: int = 0  # test hook: `imagehost lifecycle` kills itself after this many changes
 
     @property
     def catalog(self) -> str:
@@ -101,6 +116,15 @@ class Settings:
     @property
     def perceptual_optout(self) -> frozenset[str]:
         return frozenset(part.strip() for part in self.dedup_perceptual_optout.split(",") if part.strip())
+
+    @property
+    def local_tiers(self) -> dict[str, Path]:
+        """The local store's tier directories that are configured (the others: {store_dir}-tiers/{TIER})."""
+        return {tier: Path(path) for tier, path in parse_tier_dirs(self.local_tier_dirs).items()}
+
+    @property
+    def variant_budget_bytes(self) -> int:
+        return parse_bytes(self.variant_budget)
 
     @property
     def store_dir(self) -> Path:
@@ -158,6 +182,38 @@ class Settings:
             raise ConfigError("IMAGEHOST_RENDER_CONCURRENCY must be at least 1")
         if not 0 <= self.dedup_distance <= 10:  # the pHash index guarantees full recall up to 10
             raise ConfigError("IMAGEHOST_DEDUP_DISTANCE must be between 0 and 10")
+        try:
+            parse_bytes(self.variant_budget)
+        except ValueError as exc:
+            raise ConfigError(f"IMAGEHOST_VARIANT_BUDGET: {exc}") from None
+        try:
+            for name in ("images", "originals", "kept_sources"):
+                rule = parse_rule(name, getattr(self, f"lifecycle_{name}"))
+                if rule and self.store == "local" and rule[0] in ARCHIVED:
+                    raise RuleError(f"IMAGEHOST_LIFECYCLE_{name.upper()}: the local store has no {rule[0]} (it "
+                                    "would need a restore); use STANDARD_IA or GLACIER_IR")
+            parse_tier_dirs(self.local_tier_dirs)
+        except RuleError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.restore_tier not in {"Expedited", "Standard", "Bulk"}:
+            raise ConfigError("IMAGEHOST_RESTORE_TIER must be Expedited, Standard or Bulk")
+
+
+BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+
+
+def parse_bytes(text: str) -> int:
+    """A size in bytes: "0", "52428800", "50M", "200G", "1.5T" (binary units; a trailing B is allowed)."""
+    raw = str(text).strip().upper().removesuffix("IB").removesuffix("B")
+    unit = raw[-1:] if raw[-1:] in BYTE_UNITS and raw[-1:] else ""
+    number = raw[: len(raw) - len(unit)].strip()
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"expected a size in bytes such as 50G, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"a size cannot be negative, got {text!r}")
+    return int(value * BYTE_UNITS[unit])
 
 
 def _parse(type_name: str, raw: str):

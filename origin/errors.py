@@ -66,6 +66,16 @@ class CatalogUnavailable(Unavailable):
     code = "catalog_unavailable"
 
 
+class SourceArchived(Unavailable):
+    """What a request needs sits in an archive tier; a restore was requested (503 with Retry-After)."""
+
+    code = "source_archived"
+
+    def __init__(self, message: str, retry_after: int = 5, **details):
+        super().__init__(message, retry_after=retry_after, **details)
+        self.retry_after = retry_after
+
+
 class RenderFailed(ImagehostError):
     """libvips could not decode or encode the image (the stored original is bad)."""
 

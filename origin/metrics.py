@@ -6,6 +6,7 @@ PROMETHEUS_MULTIPROC_DIR so that /metrics adds up every worker's figures.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -25,6 +26,16 @@ class Metrics:
     duplicates: Counter  # uploads (or, in compaction, contents) found to be duplicates, by kind
     dedup_bytes_saved: Counter  # store bytes not written, or reclaimed, because of dedup
     record_fallbacks: Counter  # records read from the store's fallback while the catalog was down
+    # storage lifecycle (origin/lifecycle/)
+    store_requests: Counter  # delivery's store requests, by operation and object class
+    store_bytes: Gauge  # bytes by object class and tier, from the last store walk
+    store_objects: Gauge  # objects by object class and tier, from the last store walk
+    evictions: Counter  # lazy variants deleted to keep within IMAGEHOST_VARIANT_BUDGET
+    evicted_bytes: Counter
+    eviction_rerenders: Counter  # variants rendered again after eviction removed them
+    transitions: Counter  # objects moved to a colder tier by `imagehost lifecycle`, by tier
+    cold_answers: Counter  # requests whose source was archived, by answer (standin | unavailable)
+    metrics_since: Gauge  # when these figures started (the oldest process's start)
 
     def exposition(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -65,4 +76,32 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "imagehost_record_fallbacks", "Records read from the store's fallback while the catalog was down",
             registry=registry,
         ),
+        **_lifecycle_metrics(registry),
+    )
+
+
+def _lifecycle_metrics(registry: CollectorRegistry) -> dict:
+    by_class_tier = ["class", "tier"]
+    since = Gauge("imagehost_metrics_since_seconds", "When these figures started (unix time)",
+                  multiprocess_mode="min", registry=registry)
+    since.set(time.time())
+    return dict(
+        store_requests=Counter("imagehost_store_requests", "Delivery's object-store requests, by operation and class",
+                               ["op", "class"], registry=registry),
+        store_bytes=Gauge("imagehost_store_bytes", "Stored bytes by object class and tier (last store walk)",
+                          by_class_tier, multiprocess_mode="mostrecent", registry=registry),
+        store_objects=Gauge("imagehost_store_objects", "Stored objects by object class and tier (last store walk)",
+                            by_class_tier, multiprocess_mode="mostrecent", registry=registry),
+        evictions=Counter("imagehost_evictions", "Lazy variants deleted to keep within the variant budget",
+                          registry=registry),
+        evicted_bytes=Counter("imagehost_evicted_bytes", "Bytes of lazy variants deleted by eviction",
+                              registry=registry),
+        eviction_rerenders=Counter("imagehost_eviction_rerenders",
+                                   "Variants rendered again after eviction removed them", registry=registry),
+        transitions=Counter("imagehost_transitions", "Objects moved to a colder tier by imagehost lifecycle",
+                            ["tier"], registry=registry),
+        cold_answers=Counter("imagehost_cold_answers",
+                             "Requests whose source was archived, by answer (standin | unavailable)", ["answer"],
+                             registry=registry),
+        metrics_since=since,
     )

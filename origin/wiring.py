@@ -22,14 +22,17 @@ INDEX_DISTANCE = 10  # what the hash index is built to guarantee; lookups use th
 
 
 def open_store(settings) -> Store:
-    """The adapter named by IMAGEHOST_STORE."""
+    """The adapter named by IMAGEHOST_STORE, placing objects by the lifecycle rules."""
+    from origin.lifecycle.rules import Rules
+
+    placement = Rules.from_settings(settings).placement()
     if settings.store == "s3":
         from origin.ports.store_s3 import S3Store
 
-        return S3Store.from_settings(settings)
+        return S3Store.from_settings(settings, placement)
     from origin.ports.store_local import LocalStore
 
-    return LocalStore(settings.store_dir)
+    return LocalStore(settings.store_dir, settings.local_tiers, placement)
 
 
 def open_catalog(url: str) -> Catalog:
@@ -123,6 +126,13 @@ def open_compactor(settings, metrics=None):
 
     return Compactor(open_store(settings), open_catalog(settings.catalog), hash_index_for(settings.catalog),
                      Policy.from_settings(settings), metrics, settings.compact_stop_after)
+
+
+def open_lifecycle(settings, metrics=None):
+    """`imagehost lifecycle`'s context: the store and catalog the settings name, the tier rules, the budget."""
+    from origin.lifecycle.run import Lifecycle
+
+    return Lifecycle.from_settings(settings, open_store(settings), open_catalog(settings.catalog), metrics)
 
 
 def prepare_backends(settings) -> list[str]:

@@ -35,7 +35,7 @@ class DeliveryResource:
         request = parse(image_id, variant, self.widths, self.thumb_sizes)
         result = self.delivery.variant(request, req.get_header("Accept"))
         resp.etag = result.etag
-        resp.cache_control = CACHE_FOREVER
+        resp.cache_control = CACHE_FOREVER if not result.lifetime else ["public", f"max-age={result.lifetime}"]
         if result.negotiated:
             resp.vary = ["Accept"]
         matches = req.if_none_match or []

@@ -43,7 +43,7 @@ def handle_imagehost_error(req, resp, exc: errors.ImagehostError, params) -> Non
     if status == falcon.HTTP_401:
         resp.set_header("WWW-Authenticate", 'Bearer realm="imagehost"')
     if status == falcon.HTTP_503:
-        resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+        resp.set_header("Retry-After", str(getattr(exc, "retry_after", None) or RETRY_AFTER_SECONDS))
         log.warning("%s %s: %s", req.method, req.path, exc)
     _answer(resp, status, exc.code, exc.message, **exc.details)
 

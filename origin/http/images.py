@@ -10,6 +10,7 @@ from origin.errors import NotFound
 from origin.formats import BY_MIME
 from origin.ingest.compact import reclaim
 from origin.keys import check_id, quarantine_key, upload_key
+from origin.lifecycle import restore
 from origin.pipeline import fallback
 from origin.pipeline.variants import owner_source_key
 from origin.ports.catalog import RecordMissing
@@ -119,7 +120,8 @@ class OriginalDownloadResource(OwnedImages):
         if record.state in ("requested", "uploaded", "validating", "quarantined"):
             raise NotFound("the original is not available in this state", state=record.state)
         fmt = BY_MIME[record.content_type]
-        resp.data = self.store.get(owner_source_key(record))  # its content's source is the same bytes
+        # its content's source is the same bytes; an archived one is asked back (503 with Retry-After)
+        resp.data = restore.read(self.store, owner_source_key(record), self.settings)
         resp.content_type = fmt.mime
         name = record.filename or f"{record.id}.{fmt.ext}"
         resp.downloadable_as = name

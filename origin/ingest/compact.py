@@ -26,6 +26,10 @@ repoint transaction, and only onto a live content whose objects exist; objects
 go only after the grace, and the row only after the objects. So a process killed
 at any point leaves every URL serving (from the old content until the repoint,
 from the new one after it) and a rerun finishes the open intents first.
+
+Guard: a run holds the catalog's maintenance lock (Catalog.maintenance_lock), the
+same one `imagehost lifecycle` holds, so compaction, transitions and eviction
+never race; the lock dies with its holder, so a killed run never blocks the next.
 """
 from __future__ import annotations
 
@@ -267,6 +271,13 @@ def execute(ctx: Compactor, report: Report, first: bool) -> None:
 
 
 def compact(ctx: Compactor) -> Report:
+    """The whole run, under the maintenance guard it shares with `imagehost lifecycle` (MaintenanceBusy
+    at once when another holds it)."""
+    with ctx.catalog.maintenance_lock():
+        return _compact(ctx)
+
+
+def _compact(ctx: Compactor) -> Report:
     report = Report()
     checked: list[str] = []
     for round_ in range(PLAN_ROUNDS):

@@ -8,6 +8,8 @@
     format   explicit in the URL, or negotiated from Accept
     lookup   the store, under the variant's predictable key
     render   on a miss: single-flight per key, bounded per process, then stored
+    usage    reads and renders are counted and noted for eviction (origin/lifecycle/metered.py);
+             a source that is archived gets a stand-in or a 503 (origin/pipeline/cold.py)
 """
 from __future__ import annotations
 
@@ -21,13 +23,16 @@ from cachetools import LRUCache
 from origin import keys
 from origin.errors import CatalogUnavailable
 from origin.formats import BY_MIME, FORMATS, NEEDS_MASTER
+from origin.lifecycle.metered import metered
+from origin.lifecycle.usage import Usage
 from origin.pipeline import negotiate
+from origin.pipeline.cold import ColdSources
 from origin.pipeline.flight import SingleFlight
 from origin.pipeline.records import Records
 from origin.pipeline.render import Encoding, RenderOptions, render
 from origin.pipeline.request import VariantRequest
 from origin.ports.catalog import Catalog, ImageRecord
-from origin.ports.store import KeyMissing, Store
+from origin.ports.store import KeyMissing, ObjectArchived, Store
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class Variant:
     fmt: str
     etag: str  # strong validator: a digest of the bytes
     negotiated: bool  # the format came from Accept (the response varies on it)
+    lifetime: int = 0  # seconds it may be cached, when not for ever (a stand-in for an archived source)
 
     @property
     def content_type(self) -> str:
@@ -82,6 +88,7 @@ def render_options(req: VariantRequest, record: ImageRecord, fmt: str) -> Render
 
 class Delivery:
     def __init__(self, store: Store, catalog: Catalog, settings, metrics):
+        store = metered(store, metrics, Usage(catalog, settings.access_flush_seconds, metrics))
         self.store = store
         self.catalog = catalog
         self.metrics = metrics
@@ -91,6 +98,7 @@ class Delivery:
         self._lock = threading.Lock()
         self._flight = SingleFlight()
         self._slots = threading.BoundedSemaphore(settings.render_concurrency)
+        self.cold = ColdSources(store, settings, self.encoding, metrics)
 
     def record(self, image_id: str) -> ImageRecord:
         return self.records.get(image_id)
@@ -110,6 +118,10 @@ class Delivery:
                 self.metrics.store_lookups.labels("miss").inc()
                 try:
                     data, _ = self._flight.do(key, lambda: self._render_and_store(key, record, req, fmt))
+                except ObjectArchived as archived:  # its source must be restored first
+                    data = self.cold.stand_in(record, req, fmt, archived)
+                    return Variant(data, fmt, hashlib.blake2b(data, digest_size=16).hexdigest(), negotiated,
+                                   self.cold.lifetime)
                 except KeyMissing:
                     if attempt == 2:
                         if self.records.from_fallback(req.image_id):  # the catalog may know better: later

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Protocol
 
-from origin.errors import NotFound
+from origin.errors import NotFound, Unavailable
 
 # An image's life (see DESIGN.md). Only `ready` images are served publicly.
 STATES = (
@@ -53,6 +53,12 @@ class RecordMissing(NotFound):
 
 class ContentMissing(NotFound):
     code = "not_found"
+
+
+class MaintenanceBusy(Unavailable):
+    """Another maintenance run (`imagehost compact` or `imagehost lifecycle`) holds the guard."""
+
+    code = "maintenance_busy"
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,35 @@ class Merge:
     repointed_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class UsageNote:
+    """What an origin process saw of one content since its last flush (origin/lifecycle/usage.py)."""
+
+    content_id: str
+    last_access: float  # epoch seconds
+    added_bytes: int = 0  # lazy variants it stored
+    rendered: frozenset[str] = frozenset()  # their names (w1200.avif …)
+
+
+@dataclass(frozen=True)
+class Usage:
+    content_id: str
+    last_access: float
+    variant_bytes: int
+    evicted: frozenset[str] = frozenset()  # names evicted and not rendered again since
+
+
+@dataclass(frozen=True)
+class DedupSummary:
+    records: int  # ready image records
+    contents: int  # live contents
+    content_bytes: int  # of their sources
+    exact_aliases: int  # records that share another upload's content, byte for byte
+    exact_bytes: int  # their uploads' bytes (stored once)
+    collapsed_records: int  # records repointed to a near-duplicate content
+    collapsed_contents: int  # distinct contents collapsed (their sources kept under sources/)
+
+
 def check_fields(fields: dict) -> dict:
     unknown = set(fields) - UPDATABLE
     if unknown:
@@ -281,6 +316,33 @@ class Catalog(Protocol):
         ...
 
     def sources_in_use(self, keys) -> set[str]: ...
+
+    # variant usage and the maintenance guard (catalog_usage.py)
+
+    def note_usage(self, notes) -> int:
+        """A batch of UsageNotes in one transaction; returns re-renders of evicted variants among them."""
+        ...
+
+    def usage_total(self) -> int: ...
+
+    def coldest(self, limit: int, before: float, after: tuple[float, str] = (-1.0, "")) -> list[Usage]: ...
+
+    def get_usage(self, content_id: str) -> Usage | None: ...
+
+    def mark_evicting(self, content_id: str, names, now: float) -> None: ...
+
+    def mark_evicted(self, content_id: str, remaining: int = 0) -> None: ...
+
+    def set_usage_bytes(self, measured) -> None: ...
+
+    def prune_usage(self) -> int: ...
+
+    def dedup_summary(self) -> DedupSummary: ...
+
+    def maintenance_lock(self, name: str = "maintenance"):
+        """A context manager: held by one process at a time, released when it exits or dies;
+        MaintenanceBusy at once when another holds it."""
+        ...
 
     def ping(self) -> None: ...
 

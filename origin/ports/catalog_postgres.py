@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
-from origin.ports.catalog import (COLUMNS, ImageRecord, RecordMissing, check_fields, check_state, signed64,
-                                  unsigned64)
+from origin.ports.catalog import (COLUMNS, ImageRecord, MaintenanceBusy, RecordMissing, check_fields, check_state,
+                                  signed64, unsigned64)
 from origin.ports.catalog_contents import Conflict, ContentsMixin
-from origin.ports.postgres import LazyPool
+from origin.ports.catalog_usage import POSTGRES_SCHEMA as USAGE_SCHEMA, UsageMixin
+from origin.ports.postgres import CONNECT_TIMEOUT, LazyPool
 
 
 SCHEMA = (
@@ -89,6 +91,7 @@ SCHEMA = (
     )""",
     "CREATE UNIQUE INDEX IF NOT EXISTS merges_open ON merges (from_id)"
     " WHERE step IN ('planned', 'preserved', 'repointed')",
+    *USAGE_SCHEMA,
 )
 RACES = (pg_errors.UniqueViolation, pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 SELECTED = f"{', '.join(COLUMNS)}, seq"
@@ -105,7 +108,7 @@ def _value(name: str, value):
     return signed64(value) if name == "phash" else value
 
 
-class PostgresCatalog(ContentsMixin):
+class PostgresCatalog(ContentsMixin, UsageMixin):
     LOCK = " FOR UPDATE"
     NOW = NOW
 
@@ -197,6 +200,22 @@ class PostgresCatalog(ContentsMixin):
     def list_state(self, state: str, limit: int) -> list[ImageRecord]:
         rows, _ = self._run(f"SELECT {SELECTED} FROM images WHERE state = %s ORDER BY seq LIMIT %s", (state, limit))
         return [_record(row) for row in rows]
+
+    @contextmanager
+    def maintenance_lock(self, name: str = "maintenance"):
+        """A session advisory lock on a connection of its own (per database and schema): the server
+        releases it when the connection ends, a killed holder's included."""
+        with self._errors():
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        try:
+            with self._errors():
+                got = conn.execute("SELECT pg_try_advisory_lock(hashtext(current_database() || '.' ||"
+                                   " current_schema() || '.' || %s))", (f"imagehost.{name}",)).fetchone()[0]
+            if not got:
+                raise MaintenanceBusy(f"another {name} run holds the guard ({self.where})")
+            yield
+        finally:
+            conn.close()
 
     def ping(self) -> None:
         self._run("SELECT 1")

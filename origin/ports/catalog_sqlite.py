@@ -6,16 +6,20 @@ A catalog file made before contents existed gets its new columns on first open
 """
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from origin.errors import CatalogUnavailable
-from origin.ports.catalog import (COLUMNS, ImageRecord, RecordMissing, check_fields, check_state, signed64,
-                                  unsigned64)
+from origin.ports.catalog import (COLUMNS, ImageRecord, MaintenanceBusy, RecordMissing, check_fields, check_state,
+                                  signed64, unsigned64)
 from origin.ports.catalog_contents import Conflict, ContentsMixin
+from origin.ports.catalog_usage import SQLITE_SCHEMA as USAGE_SCHEMA, UsageMixin
 from origin.ports.sqlite import ThreadConnections
 
 SCHEMA = """
@@ -115,9 +119,13 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 if "duplicate column" not in str(exc):
                     raise
     conn.executescript(ADDED_INDEXES)
+    conn.executescript(USAGE_SCHEMA)
 
 
-class SqliteCatalog(ContentsMixin):
+_memory_locks: dict[str, threading.Lock] = {}
+
+
+class SqliteCatalog(ContentsMixin, UsageMixin):
     LOCK = ""
     NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 
@@ -216,6 +224,34 @@ class SqliteCatalog(ContentsMixin):
     def list_state(self, state: str, limit: int) -> list[ImageRecord]:
         rows = self._run(f"{SELECT} WHERE state = ? ORDER BY seq LIMIT ?", (state, limit)).fetchall()
         return [_record(r) for r in rows]
+
+    @contextmanager
+    def maintenance_lock(self, name: str = "maintenance"):
+        """flock on a file beside the database: the kernel releases it when the holder dies."""
+        if self.path == ":memory:":
+            lock = _memory_locks.setdefault(name, threading.Lock())
+            if not lock.acquire(blocking=False):
+                raise MaintenanceBusy(f"another {name} run holds the guard")
+            try:
+                yield
+            finally:
+                lock.release()
+            return
+        path = f"{self.path}.{name}.lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise CatalogUnavailable(f"sqlite catalog: cannot open {path}: {exc.strerror}") from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise MaintenanceBusy(f"another {name} run holds the guard ({path})") from None
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for a person looking
+            yield
+        finally:
+            os.close(fd)
 
     def ping(self) -> None:
         self._run("SELECT 1").fetchone()

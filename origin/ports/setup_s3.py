@@ -4,6 +4,8 @@
     queue           SQS queue for upload events (named after the bucket unless
                     IMAGEHOST_SQS_QUEUE_URL names one)
     notification    s3:ObjectCreated:* under {prefix}uploads/ → the queue
+    lifecycle       the storage tiers' rules (origin/lifecycle/rules.py), under IDs
+                    starting "imagehost-"; rules of the bucket's own with other IDs are kept
 """
 from __future__ import annotations
 
@@ -19,7 +21,29 @@ def _client(service: str, settings):
     return boto3.client(service, region_name=settings.s3_region, endpoint_url=settings.s3_endpoint_url or None)
 
 
-def setup(settings) -> dict:
+LIFECYCLE_ID = "imagehost-"
+MIN_SIZE_DEFAULT = "all_storage_classes_128K"  # S3's own default since 2024: nothing under 128 KB moves
+
+
+def apply_lifecycle(s3, bucket: str, rules: list[dict]) -> list[dict]:
+    """Replace this project's lifecycle rules on the bucket, keep the others; returns what is installed."""
+    try:
+        existing = s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
+            raise
+        existing = []
+    wanted = [r for r in existing if not str(r.get("ID", "")).startswith(LIFECYCLE_ID)] + rules
+    if wanted:
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": wanted},
+                                              TransitionDefaultMinimumObjectSize=MIN_SIZE_DEFAULT)
+    elif existing:
+        s3.delete_bucket_lifecycle(Bucket=bucket)
+    return wanted
+
+
+def setup(settings, lifecycle=None) -> dict:
+    """`lifecycle`: the tier rules (origin/lifecycle/rules.Rules); None leaves the bucket's lifecycle alone."""
     s3, sqs = _client("s3", settings), _client("sqs", settings)
     bucket = settings.s3_bucket
     prefix = settings.s3_prefix.strip("/") + "/" if settings.s3_prefix.strip("/") else ""  # as S3Store does
@@ -41,4 +65,8 @@ def setup(settings) -> dict:
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [{
         "QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
         "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix + UPLOAD_MARKER}]}}}]})
-    return {"bucket": bucket, "queue_url": queue_url, "events_prefix": prefix + UPLOAD_MARKER}
+    installed = apply_lifecycle(s3, bucket, lifecycle.s3_rules(prefix)) if lifecycle is not None else None
+    out = {"bucket": bucket, "queue_url": queue_url, "events_prefix": prefix + UPLOAD_MARKER}
+    if installed is not None:
+        out["lifecycle_rules"] = [r.get("ID", "") for r in installed]
+    return out

@@ -6,6 +6,12 @@ keys "a/b/images/..."). A PUT is atomic by nature: a reader sees the old object
 or the whole new one. An absent key raises `KeyMissing`; anything that keeps the
 store from answering (no connection, timeouts, 5xx, a missing bucket, refused
 credentials) raises `StoreUnavailable`, never a raw botocore exception.
+
+Tiers are storage classes: `put` writes an object's class straight into its
+tier where the placement says so (an owner-only kept source: cold at once) and
+tags what the bucket's lifecycle rules select (origin/lifecycle/rules.py); the
+bucket's rules do the later transitions. A GET of a GLACIER or DEEP_ARCHIVE
+object not yet restored raises `ObjectArchived`; `restore` asks S3 for a copy.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from origin.errors import InvalidRequest, StoreUnavailable
-from origin.ports.store import KeyMissing, StoredObject
+from origin.ports.store import ARCHIVED, KeyMissing, ObjectArchived, Placement, Restore, StoredObject
 
 MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 DELETE_BATCH = 1000  # the most keys one DeleteObjects call accepts
@@ -36,8 +42,10 @@ def client_config(path_style: bool) -> Config:
 
 
 class S3Store:
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str = "", region: str = "us-east-1"):
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str = "", region: str = "us-east-1",
+                 placement: Placement | None = None):
         self.bucket = bucket
+        self.placement = placement or Placement()
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.endpoint_url = endpoint_url or None
         # one client per store: boto3 clients are thread-safe (sessions are not)
@@ -49,8 +57,8 @@ class S3Store:
         )
 
     @classmethod
-    def from_settings(cls, settings) -> "S3Store":
-        return cls(settings.s3_bucket, settings.s3_prefix, settings.s3_endpoint_url, settings.s3_region)
+    def from_settings(cls, settings, placement: Placement | None = None) -> "S3Store":
+        return cls(settings.s3_bucket, settings.s3_prefix, settings.s3_endpoint_url, settings.s3_region, placement)
 
     def _key(self, key: str) -> str:
         if not key or key.startswith("/"):
@@ -71,6 +79,10 @@ class S3Store:
             code = str(error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
             if key and code in MISSING_CODES:
                 raise KeyMissing(f"no object {key}") from None
+            if key and code == "InvalidObjectState":
+                tier = error.get("StorageClass") or "GLACIER"
+                raise ObjectArchived(f"{key} is in {tier}: it must be restored before it can be read",
+                                     key=key, tier=tier) from None
             message = error.get("Message") or ""
             raise StoreUnavailable(f"s3 store: {action} {self._where(key)} failed: {code} {message}".strip()) from exc
         except BotoCoreError as exc:
@@ -82,12 +94,20 @@ class S3Store:
             return response["Body"].read()
 
     def put(self, key: str, data: bytes, content_type: str = "") -> None:
+        extra = {}
+        tier = self.placement.tier_for(key, len(data))
+        if tier != "STANDARD":
+            extra["StorageClass"] = tier
+        tagging = self.placement.tagging_for(key)
+        if tagging:
+            extra["Tagging"] = tagging
         with self._errors("put", key):
             self.client.put_object(
                 Bucket=self.bucket,
                 Key=self._key(key),
                 Body=data,
                 ContentType=content_type or "application/octet-stream",
+                **extra,
             )
 
     def exists(self, key: str) -> bool:
@@ -147,7 +167,37 @@ class S3Store:
         with self._errors("list", prefix):
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
                 for obj in page.get("Contents", []):
-                    yield StoredObject(obj["Key"][len(self.prefix):], obj["Size"], obj["LastModified"].timestamp())
+                    yield StoredObject(obj["Key"][len(self.prefix):], obj["Size"], obj["LastModified"].timestamp(),
+                                       obj.get("StorageClass") or "STANDARD")
+
+    def set_tier(self, key: str, tier: str) -> None:
+        """Copy the object onto itself in `tier` (what a lifecycle transition does; tags and metadata kept).
+        Its LastModified becomes now: the bucket's own rules, which keep the age, are the usual way."""
+        with self._errors("set tier", key):
+            self.client.copy_object(Bucket=self.bucket, Key=self._key(key), StorageClass=tier,
+                                    CopySource={"Bucket": self.bucket, "Key": self._key(key)},
+                                    MetadataDirective="COPY", TaggingDirective="COPY")
+
+    def restore(self, key: str, days: int = 7, speed: str = "Standard") -> Restore:
+        with self._errors("head", key):
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        tier = head.get("StorageClass") or "STANDARD"
+        if tier not in ARCHIVED:
+            return Restore("not_archived", tier)
+        state = head.get("Restore") or ""
+        if 'ongoing-request="true"' in state:
+            return Restore("in_progress", tier)
+        if 'ongoing-request="false"' in state:
+            return Restore("restored", tier)
+        request = {"Days": days, "GlacierJobParameters": {"Tier": speed}}
+        try:
+            with self._errors("restore", key):
+                self.client.restore_object(Bucket=self.bucket, Key=self._key(key), RestoreRequest=request)
+        except StoreUnavailable as exc:
+            if "RestoreAlreadyInProgress" in exc.message:
+                return Restore("in_progress", tier)
+            raise
+        return Restore("requested", tier)
 
     def ping(self) -> None:
         with self._errors("head bucket"):
