@@ -35,6 +35,7 @@ class Requests:
 
     per_month: dict = field(default_factory=dict)  # (op, class) → count per month
     window_seconds: float = 0.0  # 0: not measured (given as they are)
+    counted: dict = field(default_factory=dict)  # (op, class) → as counted in the window
 
 
 def storage_cost(tally: Tally, tier: str, prices: PriceTable) -> float:
@@ -90,9 +91,11 @@ def report(inventory: Inventory, prices: PriceTable, requests: Requests, summary
         by_class[cls] = by_class.get(cls, 0.0) + usd
         by_tier[tier] = by_tier.get(tier, 0.0) + usd
     request_rows, request_total = [], 0.0
-    for (op, cls), count in sorted(requests.per_month.items()):
+    for op, cls in sorted(set(requests.per_month) | set(requests.counted)):
+        count = requests.per_month.get((op, cls), 0.0)
         usd = request_cost(op, cls, count, inventory, prices, placed)
-        request_rows.append({"op": op, "class": cls, "per_month": round(count), "monthly_usd": round(usd, 6)})
+        request_rows.append({"op": op, "class": cls, "counted": round(requests.counted.get((op, cls), count)),
+                             "per_month": round(count), "monthly_usd": round(usd, 6)})
         request_total += usd
         by_class[cls] = by_class.get(cls, 0.0) + usd
     images = summary.records
@@ -157,12 +160,18 @@ def table(out: dict) -> str:
                      f"{_size(row['billable_bytes']):>12} {row['monthly_usd']:>10.4f}")
     lines.append(f"{'storage':<13} {'':<13} {'':>9} {'':>12} {'':>12} {out['monthly_usd']['storage']:>10.4f}")
     req = out["requests"]
-    window = f"counted over {req['window_seconds'] / 3600:.1f} h, scaled to a month" if req["window_seconds"] else \
-        "per month"
-    lines += ["", f"requests ({window}):"]
+    seconds = req["window_seconds"]
+    if not seconds:
+        window = "per month"
+    elif any(row["per_month"] for row in req["rows"]) or not req["rows"]:
+        window = f"counted over {seconds / 3600:.2f} h, scaled to a month"
+    else:
+        window = f"counted over {seconds:.0f} s: too short to scale to a month"
+    lines += ["", f"requests ({window}):", f"  {'op':<7} {'class':<13} {'counted':>10} {'per month':>12} {'$/month':>10}"]
     for row in req["rows"]:
-        lines.append(f"  {row['op']:<7} {row['class']:<13} {row['per_month']:>12,} {row['monthly_usd']:>10.4f}")
-    lines.append(f"  {'total':<21} {'':>12} {out['monthly_usd']['requests']:>10.4f}")
+        lines.append(f"  {row['op']:<7} {row['class']:<13} {row['counted']:>10,} {row['per_month']:>12,} "
+                     f"{row['monthly_usd']:>10.4f}")
+    lines.append(f"  {'total':<21} {'':>10} {'':>12} {out['monthly_usd']['requests']:>10.4f}")
     d = out["dedup"]
     lines += ["", f"dedup: {d['exact_aliases']:,} exact aliases ({_size(d['exact_bytes_saved'])} not stored), "
                   f"{d['collapsed_contents']:,} near-duplicate contents collapsed "

@@ -52,4 +52,5 @@ def observed(source: str, now: float | None = None) -> Requests:
                 since = sample.value if since is None else min(since, sample.value)
     window = max(now - since, 0.0) if since else 0.0
     scale = DAYS_PER_MONTH * 86400 / window if window >= MIN_WINDOW else 0.0
-    return Requests({k: v * scale for k, v in counts.items() if v}, window)
+    counted = {k: v for k, v in counts.items() if v}
+    return Requests({k: v * scale for k, v in counted.items() if scale}, window, counted)
