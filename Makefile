@@ -10,7 +10,7 @@ SERVE_PACKAGES := clamav-daemon nginx-light libnginx-mod-http-js
 TEST_PACKAGES  := $(SERVE_PACKAGES) mate-backgrounds wrk varnish varnish-vmod-digest chromium
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test bench loadtest install serve-packages test-packages clean
+.PHONY: serve test bench loadtest fuzz install serve-packages test-packages clean
 
 install: $(STAMP)
 
@@ -49,6 +49,10 @@ test: test-packages install
 
 bench: test-packages install
 	$(BIN)/python loadtest/bench_render.py
+
+# the property tests of tests/test_fuzz.py with many more examples and fresh randomness each run
+fuzz: install
+	IMAGEHOST_FUZZ_EXAMPLES=$${IMAGEHOST_FUZZ_EXAMPLES:-20000} IMAGEHOST_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 loadtest: test-packages install
 	$(BIN)/python loadtest/run_loadtest.py
