@@ -10,7 +10,7 @@ SERVE_PACKAGES := clamav-daemon nginx-light libnginx-mod-http-js
 TEST_PACKAGES  := $(SERVE_PACKAGES) mate-backgrounds wrk varnish varnish-vmod-digest chromium
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test bench loadtest fuzz install serve-packages test-packages clean
+.PHONY: serve test bench loadtest fuzz cluster faults install serve-packages test-packages clean
 
 install: $(STAMP)
 
@@ -49,6 +49,10 @@ test: test-packages install
 
 bench: test-packages install
 	$(BIN)/python loadtest/bench_render.py
+
+# the production shape on loopback (edge/cluster.py): nginx, 2 origins, 2 workers, PostgreSQL, S3 + SQS, clamd
+cluster: test-packages install
+	$(BIN)/python -m edge.cluster
 
 # the property tests of tests/test_fuzz.py with many more examples and fresh randomness each run
 fuzz: install
