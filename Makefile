@@ -54,6 +54,10 @@ bench: test-packages install
 cluster: test-packages install
 	$(BIN)/python -m edge.cluster
 
+# the fault drill (loadtest/faults.py): the cluster under read and upload load, one part failing at a time
+faults: test-packages install
+	$(BIN)/python loadtest/faults.py
+
 # the property tests of tests/test_fuzz.py with many more examples and fresh randomness each run
 fuzz: install
 	IMAGEHOST_FUZZ_EXAMPLES=$${IMAGEHOST_FUZZ_EXAMPLES:-20000} IMAGEHOST_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q tests/test_fuzz.py
