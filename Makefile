@@ -10,7 +10,7 @@ SERVE_PACKAGES := clamav-daemon nginx-light libnginx-mod-http-js
 TEST_PACKAGES  := $(SERVE_PACKAGES) mate-backgrounds wrk varnish varnish-vmod-digest chromium
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test bench loadtest install serve-packages test-packages clean
+.PHONY: serve test bench loadtest fuzz cluster faults install serve-packages test-packages clean
 
 install: $(STAMP)
 
@@ -49,6 +49,18 @@ test: test-packages install
 
 bench: test-packages install
 	$(BIN)/python loadtest/bench_render.py
+
+# the production shape on loopback (edge/cluster.py): nginx, 2 origins, 2 workers, PostgreSQL, S3 + SQS, clamd
+cluster: test-packages install
+	$(BIN)/python -m edge.cluster
+
+# the fault drill (loadtest/faults.py): the cluster under read and upload load, one part failing at a time
+faults: test-packages install
+	$(BIN)/python loadtest/faults.py
+
+# the property tests of tests/test_fuzz.py with many more examples and fresh randomness each run
+fuzz: install
+	IMAGEHOST_FUZZ_EXAMPLES=$${IMAGEHOST_FUZZ_EXAMPLES:-20000} IMAGEHOST_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 loadtest: test-packages install
 	$(BIN)/python loadtest/run_loadtest.py

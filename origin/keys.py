@@ -33,7 +33,7 @@ RECORDS = "records"
 
 def check_id(image_id: str) -> str:
     """An image id as it may appear in a URL and a store key (InvalidRequest otherwise)."""
-    if not ID_PATTERN.match(image_id):
+    if not ID_PATTERN.fullmatch(image_id):
         raise InvalidRequest("malformed image id", image_id=image_id[:80])
     return image_id
 
@@ -87,7 +87,7 @@ def object_class(key: str) -> str:
     stem = name.partition(".")[0]
     if stem in ("source", "master", "intermediate"):
         return stem
-    if _THUMBNAIL.match(name):
+    if _THUMBNAIL.fullmatch(name):
         return "thumbnail"
     return "variant"  # original.*, w1200.avif, and every other rendered name
 

@@ -21,15 +21,21 @@ from origin.ports.store import Store
 INDEX_DISTANCE = 10  # what the hash index is built to guarantee; lookups use the configured distance
 
 
-def open_store(settings) -> Store:
-    """The adapter named by IMAGEHOST_STORE, placing objects by the lifecycle rules."""
+def open_store(settings, metrics=None) -> Store:
+    """The adapter named by IMAGEHOST_STORE, placing objects by the lifecycle rules; S3 behind a local
+    read-through cache of the objects that never change (IMAGEHOST_STORE_CACHE_BYTES; 0 turns it off)."""
     from origin.lifecycle.rules import Rules
 
     placement = Rules.from_settings(settings).placement()
     if settings.store == "s3":
         from origin.ports.store_s3 import S3Store
 
-        return S3Store.from_settings(settings, placement)
+        store = S3Store.from_settings(settings, placement)
+        if settings.store_cache_bytes > 0:
+            from origin.ports.store_cache import CachedStore
+
+            store = CachedStore(store, settings.store_cache_dir, settings.store_cache_bytes, metrics)
+        return store
     from origin.ports.store_local import LocalStore
 
     return LocalStore(settings.store_dir, settings.local_tiers, placement)

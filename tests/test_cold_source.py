@@ -17,8 +17,10 @@ from tests.lifecycle_host import make_host, photo
 
 @pytest.fixture
 def host(tmp_path, s3_store):
+    # no local read-through cache: it would still hold the freshly written source
     return make_host(tmp_path, store="s3", s3_bucket=s3_store.bucket, s3_prefix="tenant-a",
-                     s3_endpoint_url=s3_store.endpoint_url, api_keys="key-alice:alice", restore_tier="Standard")
+                     s3_endpoint_url=s3_store.endpoint_url, api_keys="key-alice:alice", restore_tier="Standard",
+                     store_cache_bytes=0)
 
 
 def client(host) -> testing.TestClient:

@@ -7,13 +7,16 @@
              alias of another upload renders that content, under its keys
     format   explicit in the URL, or negotiated from Accept
     lookup   the store, under the variant's predictable key
-    render   on a miss: single-flight per key, bounded per process, then stored
+    render   on a miss: single-flight per key, bounded per process, then stored. A lookup that
+             cannot reach the store renders too (its source may be in the local cache,
+             origin/ports/store_cache.py), and a render the store refuses is served all the same
     usage    reads and renders are counted and noted for eviction (origin/lifecycle/metered.py);
              a source that is archived gets a stand-in or a 503 (origin/pipeline/cold.py)
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from cachetools import LRUCache
 
 from origin import keys
-from origin.errors import CatalogUnavailable
+from origin.errors import CatalogUnavailable, StoreUnavailable
 from origin.formats import BY_MIME, FORMATS, NEEDS_MASTER
 from origin.lifecycle.metered import metered
 from origin.lifecycle.usage import Usage
@@ -33,6 +36,9 @@ from origin.pipeline.render import Encoding, RenderOptions, render
 from origin.pipeline.request import VariantRequest
 from origin.ports.catalog import Catalog, ImageRecord
 from origin.ports.store import KeyMissing, ObjectArchived, Store
+
+
+log = logging.getLogger("imagehost.delivery")
 
 
 @dataclass(frozen=True)
@@ -114,8 +120,8 @@ class Delivery:
             try:
                 data = self.store.get(key)
                 self.metrics.store_lookups.labels("hit").inc()
-            except KeyMissing:
-                self.metrics.store_lookups.labels("miss").inc()
+            except (KeyMissing, StoreUnavailable) as exc:
+                self.metrics.store_lookups.labels("miss" if isinstance(exc, KeyMissing) else "unavailable").inc()
                 try:
                     data, _ = self._flight.do(key, lambda: self._render_and_store(key, record, req, fmt))
                 except ObjectArchived as archived:  # its source must be restored first
@@ -147,7 +153,11 @@ class Delivery:
                 self.metrics.renders_in_flight.dec()
         self.metrics.render_seconds.labels(fmt).observe(time.perf_counter() - started)
         self.metrics.renders.labels(fmt).inc()
-        self.store.put(key, data, FORMATS[fmt].mime)
+        try:
+            self.store.put(key, data, FORMATS[fmt].mime)
+        except StoreUnavailable as exc:  # the bytes are right; the next miss renders them again
+            log.warning("serving %s unstored: %s", key, exc.message)
+            self.metrics.unstored_renders.inc()
         return data
 
     def _etag(self, key: str, data: bytes) -> str:

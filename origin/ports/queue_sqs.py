@@ -52,7 +52,7 @@ class SqsQueue:
         client = boto3.client(
             "sqs",
             region_name=settings.s3_region,
-            endpoint_url=settings.s3_endpoint_url or None,
+            endpoint_url=settings.sqs_endpoint_url or settings.s3_endpoint_url or None,
             config=Config(connect_timeout=2, read_timeout=25, retries={"max_attempts": 2}),
         )
         return cls(client, settings.sqs_queue_url, settings.job_lease_seconds)

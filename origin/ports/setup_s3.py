@@ -18,7 +18,8 @@ from origin.ports.queue_sqs import UPLOAD_MARKER
 
 
 def _client(service: str, settings):
-    return boto3.client(service, region_name=settings.s3_region, endpoint_url=settings.s3_endpoint_url or None)
+    endpoint = settings.s3_endpoint_url if service == "s3" else settings.sqs_endpoint_url or settings.s3_endpoint_url
+    return boto3.client(service, region_name=settings.s3_region, endpoint_url=endpoint or None)
 
 
 LIFECYCLE_ID = "imagehost-"
