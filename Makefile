@@ -6,11 +6,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # what `make serve` runs on: the malware scanner and the edge
 SERVE_PACKAGES := clamav-daemon nginx-light libnginx-mod-http-js
-# what the tests and benchmarks add: real photos, a load generator, Varnish, a browser
-TEST_PACKAGES  := $(SERVE_PACKAGES) mate-backgrounds wrk varnish varnish-vmod-digest chromium
+# what the tests and benchmarks add: real photos (mate-backgrounds and, for the cost benchmark, more
+# of Debian's wallpaper packages), a load generator, Varnish, a browser
+TEST_PACKAGES  := $(SERVE_PACKAGES) mate-backgrounds wrk varnish varnish-vmod-digest chromium \
+                  plasma-workspace-wallpapers ukui-wallpapers lomiri-wallpapers lomiri-wallpapers-16.04 sway-backgrounds
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test bench loadtest fuzz cluster faults install serve-packages test-packages clean
+.PHONY: serve test bench bench-cost loadtest fuzz cluster faults install serve-packages test-packages clean
 
 install: $(STAMP)
 
@@ -61,6 +63,10 @@ faults: test-packages install
 # the property tests of tests/test_fuzz.py with many more examples and fresh randomness each run
 fuzz: install
 	IMAGEHOST_FUZZ_EXAMPLES=$${IMAGEHOST_FUZZ_EXAMPLES:-20000} IMAGEHOST_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q tests/test_fuzz.py
+
+# the cost benchmark (loadtest/bench_cost.py): 90 simulated days of uploads, reads and lifecycle, priced
+bench-cost: test-packages install
+	$(BIN)/python loadtest/bench_cost.py
 
 loadtest: test-packages install
 	$(BIN)/python loadtest/run_loadtest.py

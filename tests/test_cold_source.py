@@ -103,3 +103,13 @@ def test_an_archived_animation_is_a_503_never_a_500(host):
     archive(host, image_id)
     answer = app.simulate_get(f"/images/{image_id}/w150.gif")
     assert answer.status_code == 503 and answer.json["error"] == "source_archived"
+
+
+def test_an_archived_source_still_in_the_local_cache_renders_as_usual(tmp_path, s3_store):
+    host = make_host(tmp_path, store="s3", s3_bucket=s3_store.bucket, s3_prefix="tenant-a",
+                     s3_endpoint_url=s3_store.endpoint_url)  # the read-through cache in front of S3 is on
+    image_id = host.upload(photo(3))
+    archive(host, image_id)
+    served = client(host).simulate_get(f"/images/{image_id}/w300.webp")
+    assert served.status_code == 200
+    assert served.headers["Cache-Control"] == "public, max-age=31536000, immutable"
