@@ -14,7 +14,7 @@ import json
 import boto3
 from botocore.exceptions import ClientError
 
-from origin.ports.queue_sqs import UPLOAD_MARKER
+from origin.ports.queue_sqs import UPLOAD_MARKER, queue_name
 
 
 def _client(service: str, settings):
@@ -57,7 +57,7 @@ def setup(settings, lifecycle=None) -> dict:
     s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
         "AllowedMethods": ["POST", "PUT"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 3600}]})
     queue_url = settings.sqs_queue_url or sqs.create_queue(
-        QueueName=f"{bucket}-uploads", Attributes={"VisibilityTimeout": str(settings.job_lease_seconds)})["QueueUrl"]
+        QueueName=queue_name(settings), Attributes={"VisibilityTimeout": str(settings.job_lease_seconds)})["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     policy = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sqs:SendMessage",
