@@ -227,6 +227,8 @@ def main() -> int:
     parser.add_argument("--prices", default="aws")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", default="", help="write every figure to this file too")
+    parser.add_argument("--keep", default="", help="keep the simulated data dir here (then: IMAGEHOST_DATA_DIR=… "
+                                                   "imagehost cost)")
     args = parser.parse_args()
     configure_libvips()
     started = time.monotonic()
@@ -236,7 +238,7 @@ def main() -> int:
           f"wallpapers, {len(uploads) - distinct} duplicates: "
           f"{sum(u.kind == 'exact' for u in uploads)} exact, {sum(u.kind == 'near' for u in uploads)} near), "
           f"mean {sum(len(u.data) for u in uploads) / len(uploads) / 1e6:.2f} MB", flush=True)
-    workdir = Path(tempfile.mkdtemp(prefix="imagehost-bench-cost-"))
+    workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="imagehost-bench-cost-"))
     table = prices.load(args.prices)
     try:
         bench = Bench(args, workdir)
@@ -282,7 +284,8 @@ def main() -> int:
         print(f"ran {time.monotonic() - started:.0f} s; load average {os.getloadavg()[0]:.1f}")
         return 0 if last["per_million_images"]["monthly_usd"] <= cost.TARGET_PER_MILLION else 1
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _money(split: dict) -> str:

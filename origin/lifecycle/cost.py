@@ -154,11 +154,11 @@ def table(out: dict) -> str:
     lines = [f"prices: {out['prices']} — {out['price_note']}",
              f"images: {out['images']:,} ready, {out['contents']:,} stored contents, {out['objects']:,} objects, "
              f"{_size(out['bytes'])}", "",
-             f"{'class':<13} {'tier':<13} {'objects':>9} {'bytes':>12} {'billed as':>12} {'$/month':>10}"]
+             f"{'class':<13} {'tier':<13} {'objects':>9} {'bytes':>12} {'billed as':>12} {'$/month':>11}"]
     for row in out["storage"]:
         lines.append(f"{row['class']:<13} {row['tier']:<13} {row['objects']:>9,} {_size(row['bytes']):>12} "
-                     f"{_size(row['billable_bytes']):>12} {row['monthly_usd']:>10.4f}")
-    lines.append(f"{'storage':<13} {'':<13} {'':>9} {'':>12} {'':>12} {out['monthly_usd']['storage']:>10.4f}")
+                     f"{_size(row['billable_bytes']):>12} {row['monthly_usd']:>11.6f}")
+    lines.append(f"{'storage':<13} {'':<13} {'':>9} {'':>12} {'':>12} {out['monthly_usd']['storage']:>11.6f}")
     req = out["requests"]
     seconds = req["window_seconds"]
     if not seconds:
@@ -167,11 +167,11 @@ def table(out: dict) -> str:
         window = f"counted over {seconds / 3600:.2f} h, scaled to a month"
     else:
         window = f"counted over {seconds:.0f} s: too short to scale to a month"
-    lines += ["", f"requests ({window}):", f"  {'op':<7} {'class':<13} {'counted':>10} {'per month':>12} {'$/month':>10}"]
+    lines += ["", f"requests ({window}):", f"  {'op':<7} {'class':<13} {'counted':>10} {'per month':>12} {'$/month':>11}"]
     for row in req["rows"]:
         lines.append(f"  {row['op']:<7} {row['class']:<13} {row['counted']:>10,} {row['per_month']:>12,} "
-                     f"{row['monthly_usd']:>10.4f}")
-    lines.append(f"  {'total':<21} {'':>10} {'':>12} {out['monthly_usd']['requests']:>10.4f}")
+                     f"{row['monthly_usd']:>11.6f}")
+    lines.append(f"  {'total':<21} {'':>10} {'':>12} {out['monthly_usd']['requests']:>11.6f}")
     d = out["dedup"]
     lines += ["", f"dedup: {d['exact_aliases']:,} exact aliases ({_size(d['exact_bytes_saved'])} not stored), "
                   f"{d['collapsed_contents']:,} near-duplicate contents collapsed "

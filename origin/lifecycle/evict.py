@@ -57,7 +57,7 @@ def evict_content(ev: Evictor, content_id: str, now: float, on_delete=None) -> l
 def evict(ev: Evictor, now: float, report, on_delete=None) -> list:
     """Bring the variant bytes under the budget; returns every object deleted."""
     total = ev.catalog.usage_total()
-    report.variant_bytes = total
+    report.variant_bytes = report.variant_bytes_after = total
     report.budget = ev.budget
     deleted: list = []
     if ev.budget <= 0 or total <= ev.budget:

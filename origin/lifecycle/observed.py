@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from origin.errors import Unavailable
 from origin.lifecycle.cost import DAYS_PER_MONTH, Requests
 
-MIN_WINDOW = 60.0  # seconds: a shorter count is not scaled up (it says nothing about a month)
+MIN_WINDOW = 3600.0  # seconds: a shorter count is not scaled up (it says little about a month)
 
 
 def _families(source: str):
