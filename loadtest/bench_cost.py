@@ -302,9 +302,10 @@ def print_month(out: dict) -> None:
           f"variants {out['variant_bytes'] / 1e6:,.1f} MB of a {out['budget'] / 1e6:,.1f} MB budget; "
           f"{out['reads_total']:,} reads, {out['renders_total']:,.0f} renders so far, "
           f"{out['rerenders_month']:,.0f} re-renders after eviction this month", flush=True)
-    print(f"  per million images: ${pm['monthly_usd']:,.2f}/month (storage ${out['monthly_usd']['storage'] * 1e6 / max(out['images'], 1):,.2f}, "
-          f"requests ${out['monthly_usd']['requests'] * 1e6 / max(out['images'], 1):,.2f}) vs ${pm['target_usd']:.0f} target",
-          flush=True)
+    scale = 1e6 / max(out["images"], 1)
+    print(f"  per million images: ${pm['monthly_usd']:,.2f}/month "
+          f"(storage ${out['monthly_usd']['storage'] * scale:,.2f}, "
+          f"requests ${out['monthly_usd']['requests'] * scale:,.2f}) vs ${pm['target_usd']:.0f} target", flush=True)
     print(f"  by class: {_money(pm['by_class'])}", flush=True)
     print(f"  by tier:  {_money(pm['by_tier'])}", flush=True)
 

@@ -152,9 +152,26 @@ def cmd_ingest(settings: Settings, args) -> int:
     return 1 if failures else 0
 
 
+def _maintenance(name: str, ctx, work) -> int:
+    """Run a maintenance command's `work(ctx)` under its guard; one JSON line, or why not."""
+    import dataclasses
+
+    try:
+        report = work(ctx)
+    except MaintenanceBusy as exc:
+        print(f"imagehost: {name}: {exc.message}; try again when it is done", file=sys.stderr)
+        return BUSY
+    except ImagehostError as exc:
+        print(f"imagehost: {name}: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.catalog.close()
+    print(json.dumps(dataclasses.asdict(report)), flush=True)
+    return 0
+
+
 def cmd_compact(settings: Settings, args) -> int:
     """Collapse duplicates found late and reclaim storage (origin/ingest/compact.py); one JSON line."""
-    import dataclasses
     import logging
 
     from origin.ingest import compact
@@ -162,19 +179,7 @@ def cmd_compact(settings: Settings, args) -> int:
     from origin.wiring import open_compactor
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    ctx = open_compactor(settings, build_metrics())
-    try:
-        report = compact.compact(ctx)
-    except MaintenanceBusy as exc:
-        print(f"imagehost: compact: {exc.message}; try again when it is done", file=sys.stderr)
-        return BUSY
-    except ImagehostError as exc:
-        print(f"imagehost: compact: {exc.message}", file=sys.stderr)
-        return 1
-    finally:
-        ctx.catalog.close()
-    print(json.dumps(dataclasses.asdict(report)), flush=True)
-    return 0
+    return _maintenance("compact", open_compactor(settings, build_metrics()), compact.compact)
 
 
 def _maintenance_metrics(settings: Settings):
@@ -187,26 +192,14 @@ def _maintenance_metrics(settings: Settings):
 
 def cmd_lifecycle(settings: Settings, args) -> int:
     """Transitions (local store), usage reconciliation and eviction (origin/lifecycle/run.py); one JSON line."""
-    import dataclasses
     import logging
 
     from origin.lifecycle import run
     from origin.wiring import open_lifecycle
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    ctx = open_lifecycle(settings, _maintenance_metrics(settings))
-    try:
-        report = run.run(ctx, walk_store=not args.no_walk)
-    except MaintenanceBusy as exc:
-        print(f"imagehost: lifecycle: {exc.message}; try again when it is done", file=sys.stderr)
-        return BUSY
-    except ImagehostError as exc:
-        print(f"imagehost: lifecycle: {exc.message}", file=sys.stderr)
-        return 1
-    finally:
-        ctx.catalog.close()
-    print(json.dumps(dataclasses.asdict(report)), flush=True)
-    return 0
+    return _maintenance("lifecycle", open_lifecycle(settings, _maintenance_metrics(settings)),
+                        lambda ctx: run.run(ctx, walk_store=not args.no_walk))
 
 
 def cmd_cost(settings: Settings, args) -> int:

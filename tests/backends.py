@@ -4,6 +4,7 @@
     moto_server       `python -m moto.server` on a free loopback port; yields its URL
     s3_store          an S3Store on a fresh bucket of moto_server, with a key prefix
     postgres_url      a private schema in the test database; yields a URL that selects it
+    catalog_url       a fresh, empty catalog database of each adapter (SQLite, PostgreSQL), as a URL
 
 PostgreSQL comes from IMAGEHOST_TEST_POSTGRES_URL (default
 postgresql://postgres@127.0.0.1:5432/test). When it cannot be reached the tests
@@ -106,6 +107,26 @@ def private_schema(prefix: str = "t"):
 def postgres_url():
     with private_schema() as url:
         yield url
+
+
+def forget_index(url: str) -> None:
+    """Close the process-wide hash index of a catalog URL (origin.wiring.hash_index_for) before its schema goes."""
+    from origin import wiring
+
+    index = wiring._indexes.pop(url, None)
+    if index is not None:
+        index.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def catalog_url(request, tmp_path):
+    """A fresh, empty catalog database of each adapter, as a URL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+        return
+    with private_schema("t_cat") as url:
+        yield url
+        forget_index(url)
 
 
 # --- clamd: the project's own clamd, as `make serve` runs it -----------------------------------

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from functools import lru_cache
 
 import pyvips
@@ -14,18 +13,17 @@ from prometheus_client import CollectorRegistry
 
 from origin import keys
 from origin.config import Settings
-from origin.ingest.originals import new_id
-from origin.ingest.worker import Pipeline, run_job
+from origin.ingest.worker import Pipeline
 from origin.lifecycle.run import Lifecycle, run
 from origin.metrics import build_metrics
 from origin.pipeline.request import parse
 from origin.pipeline.variants import Delivery
-from origin.ports.catalog import ImageRecord
 from origin.ports.moderation import OffModerator
 from origin.ports.scanner import ScanOff
 from origin.wiring import hash_index_for, open_catalog, open_store
 from tests import images
 from tests.servers import ROOT
+from tests.uploads import worker_upload
 
 NATURE = sorted((images.PHOTO_DIR / "nature").glob("*.jpg"))
 
@@ -50,11 +48,8 @@ class Host:
     delivery: Delivery
 
     def upload(self, data: bytes, owner: str = "alice") -> str:
-        image_id = new_id()
-        self.catalog.add(ImageRecord(id=image_id, content_type="", width=0, height=0, bytes=len(data), sha256="",
-                                     state="uploaded", owner=owner, created_at=datetime.now(timezone.utc)))
-        self.store.put(keys.upload_key(image_id), data, "")
-        assert run_job(self.pipe, image_id) == "ready"
+        image_id = worker_upload(self.pipe, data, owner)
+        assert self.catalog.get(image_id).state == "ready"
         return image_id
 
     def get(self, image_id: str, name: str, accept: str | None = None):
@@ -84,9 +79,8 @@ class Host:
 
     def command(self, *args: str, **env) -> subprocess.CompletedProcess:
         """An `imagehost` command in a process of its own, with this host's settings."""
-        mine = {"data_dir": self.settings.data_dir, "catalog_url": self.settings.catalog_url,
-                "variant_budget": self.settings.variant_budget, "lifecycle_min_bytes": self.settings.lifecycle_min_bytes,
-                "access_flush_seconds": self.settings.access_flush_seconds}
+        mine = {name: getattr(self.settings, name) for name in (
+            "data_dir", "catalog_url", "variant_budget", "lifecycle_min_bytes", "access_flush_seconds")}
         environ = {**os.environ, **{f"IMAGEHOST_{k.upper()}": str(v) for k, v in mine.items()},
                    **{f"IMAGEHOST_{k.upper()}": str(v) for k, v in env.items()}}
         environ["PROMETHEUS_MULTIPROC_DIR"] = str(self.settings.data_dir / "metrics")

@@ -18,16 +18,6 @@ from origin.ports.catalog_sqlite import SqliteCatalog
 from origin.wiring import open_catalog
 from tests.backends import private_schema
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def catalog_url(request, tmp_path):
-    """A fresh, empty catalog database of each adapter, as a URL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
-        return
-    with private_schema("t_dedup") as url:
-        yield url
-
-
 @pytest.fixture
 def catalog(catalog_url):
     cat = open_catalog(catalog_url)

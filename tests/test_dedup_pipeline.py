@@ -24,8 +24,7 @@ from origin.http.images import remove_image
 from origin.ingest import dedup
 from origin.ingest.compact import STEPS, Compactor, compact
 from origin.ingest.originals import new_id
-from origin.ingest.worker import Pipeline, run_job
-from origin.keys import upload_key
+from origin.ingest.worker import Pipeline
 from origin.pipeline import fallback
 from origin.metrics import build_metrics
 from origin.pipeline.variants import owner_source_key
@@ -38,6 +37,7 @@ from origin.wiring import hash_index_for, open_catalog, open_store
 from tests import images
 from tests.servers import ROOT
 from tests.backends import private_schema
+from tests.uploads import worker_upload
 
 PHOTOS = images.PHOTO_DIR / "nature"
 
@@ -78,12 +78,7 @@ class Host:
         return testing.TestClient(create_app(self.settings, self.store, self.catalog, self.metrics))
 
     def upload(self, data: bytes, owner: str = "alice") -> str:
-        image_id = new_id()
-        self.catalog.add(ImageRecord(id=image_id, content_type="", width=0, height=0, bytes=len(data), sha256="",
-                                     state="uploaded", owner=owner, created_at=datetime.now(timezone.utc)))
-        self.store.put(upload_key(image_id), data, "")
-        run_job(self.pipe, image_id)
-        return image_id
+        return worker_upload(self.pipe, data, owner)
 
     def record(self, image_id: str):
         return self.catalog.get(image_id)

@@ -11,7 +11,7 @@ import pytest
 
 from origin import keys
 from origin.lifecycle.evict import LOW_WATER
-from tests.backends import private_schema
+from tests.backends import forget_index, private_schema
 from tests.lifecycle_host import make_host, photo
 
 NAMES = ("w300.webp", "w600.webp", "w600.avif", "original")
@@ -28,6 +28,7 @@ def host(request, tmp_path):
     if db == "postgres":
         with private_schema("evict") as url:
             yield make_host(tmp_path, url, **extra)
+            forget_index(url)
     else:
         yield make_host(tmp_path, **extra)
 

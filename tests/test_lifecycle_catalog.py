@@ -12,17 +12,7 @@ import pytest
 
 from origin.ports.catalog import Content, ImageRecord, MaintenanceBusy, UsageNote
 from origin.wiring import open_catalog
-from tests.backends import private_schema
 from tests.servers import ROOT
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def catalog_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
-    else:
-        with private_schema("life") as url:
-            yield url
 
 
 @pytest.fixture

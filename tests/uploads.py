@@ -1,7 +1,8 @@
-"""Helpers for driving the upload API as a client would."""
+"""Helpers for driving the upload API as a client would, or handing an upload to the worker's steps."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 import requests
 
@@ -59,3 +60,19 @@ def wait_state(base: str, image_id: str, states=("ready", "quarantined", "held")
             return info
         time.sleep(0.1)
     raise AssertionError(f"{image_id} stayed in {seen} for {timeout} s")
+
+
+def worker_upload(pipe, data: bytes, owner: str = "alice") -> str:
+    """An upload as the worker finds it (a record in `uploaded`, its bytes under uploads/), then the
+    worker's real steps (origin.ingest.worker.run_job); returns the new image's id."""
+    from origin.ingest.originals import new_id
+    from origin.ingest.worker import run_job
+    from origin.keys import upload_key
+    from origin.ports.catalog import ImageRecord
+
+    image_id = new_id()
+    pipe.catalog.add(ImageRecord(id=image_id, content_type="", width=0, height=0, bytes=len(data), sha256="",
+                                 state="uploaded", owner=owner, created_at=datetime.now(timezone.utc)))
+    pipe.store.put(upload_key(image_id), data, "")
+    run_job(pipe, image_id)
+    return image_id

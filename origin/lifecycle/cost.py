@@ -167,7 +167,8 @@ def table(out: dict) -> str:
         window = f"counted over {seconds / 3600:.2f} h, scaled to a month"
     else:
         window = f"counted over {seconds:.0f} s: too short to scale to a month"
-    lines += ["", f"requests ({window}):", f"  {'op':<7} {'class':<13} {'counted':>10} {'per month':>12} {'$/month':>11}"]
+    lines += ["", f"requests ({window}):",
+              f"  {'op':<7} {'class':<13} {'counted':>10} {'per month':>12} {'$/month':>11}"]
     for row in req["rows"]:
         lines.append(f"  {row['op']:<7} {row['class']:<13} {row['counted']:>10,} {row['per_month']:>12,} "
                      f"{row['monthly_usd']:>11.6f}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from origin.ports.catalog import DedupSummary, Usage, UsageNote
+from origin.ports.catalog import DedupSummary, Usage
 from origin.ports.catalog_contents import chunks, marks
 
 USAGE_COLUMNS = "content_id, last_access, variant_bytes, evicted"
