@@ -90,6 +90,15 @@ class SimStore(LocalStore):
     def __init__(self, root, clock: Clock, placement):
         super().__init__(root, placement=placement)
         self.clock = clock
+        self.reads: dict = {}  # (class, tier) → [reads, bytes]: what S3 would bill each read at
+
+    def get(self, key):
+        found = self._located(key)
+        data = super().get(key)
+        entry = self.reads.setdefault((keys.object_class(key), found[0][0] if found else "STANDARD"), [0, 0])
+        entry[0] += 1
+        entry[1] += len(data)
+        return data
 
     def put(self, key, data, content_type=""):
         super().put(key, data, content_type)
@@ -188,12 +197,38 @@ class Bench:
     def counter(self, metric) -> float:
         return sum(s.value for f in metric.collect() for s in f.samples if s.name.endswith("_total"))
 
-    def month_report(self, requests: dict, table) -> dict:
+    def month_requests(self, requests: dict, reads: dict) -> cost.Requests:
+        """The month's requests, each read at the tier it was read from (the store saw it)."""
+        placed = dict(self.rules.placement().tiers)
+        by_tier = {("get", cls, tier): value for (cls, tier), value in reads.items()}
+        for (op, cls), count in requests.items():
+            if op != "get":
+                by_tier[(op, cls, placed.get(cls, "STANDARD"))] = [count, 0]
+        by_tier[("list", "listing", "STANDARD")] = [self.lists, 0]
+        return cost.Requests(by_tier=by_tier)
+
+    def month_report(self, requests: cost.Requests, table) -> dict:
         inventory = walk(self.store)
-        requests = dict(requests)
-        requests[("list", "listing")] = requests.get(("list", "listing"), 0) + self.lists
-        return cost.report(inventory, table, cost.Requests(requests), self.catalog.dedup_summary(),
+        return cost.report(inventory, table, requests, self.catalog.dedup_summary(),
                            dict(self.rules.placement().tiers)), inventory
+
+
+def flattened(requests: cost.Requests) -> cost.Requests:
+    """The same requests with every object in STANDARD (no retrieval fees)."""
+    out: dict = {}
+    for (op, cls, _), (count, size) in requests.by_tier.items():
+        entry = out.setdefault((op, cls, "STANDARD"), [0, 0])
+        entry[0] += count
+        entry[1] += size
+    return cost.Requests(by_tier=out)
+
+
+def spread(requests: cost.Requests) -> cost.Requests:
+    """The same requests by (op, class) only: priced over the tiers the class's objects sit in."""
+    out: dict = {}
+    for (op, cls, _), (count, _size) in requests.by_tier.items():
+        out[(op, cls)] = out.get((op, cls), 0) + count
+    return cost.Requests(out)
 
 
 def baseline(inventory: Inventory, evicted_bytes: int) -> Inventory:
@@ -244,6 +279,7 @@ def main() -> int:
         bench = Bench(args, workdir)
         per_day = math.ceil(len(uploads) / INGEST_DAYS)
         before: dict = {}
+        reads_before: dict = {}
         evicted_before = rerenders_before = 0.0
         for day in range(args.days):
             bench.clock.now = T0 + day * DAY
@@ -256,7 +292,11 @@ def main() -> int:
             if (day + 1) % MONTH_DAYS == 0:
                 month = (day + 1) // MONTH_DAYS
                 requests, before = bench.requests_since(before)
-                out, inventory = bench.month_report(requests, table)
+                reads = {k: [v[0] - reads_before.get(k, [0, 0])[0], v[1] - reads_before.get(k, [0, 0])[1]]
+                         for k, v in bench.store.reads.items()}
+                reads_before = {k: list(v) for k, v in bench.store.reads.items()}
+                month_requests = bench.month_requests(requests, reads)
+                out, inventory = bench.month_report(month_requests, table)
                 evicted = bench.counter(bench.metrics.evicted_bytes)
                 rerenders = bench.counter(bench.metrics.eviction_rerenders)
                 out["month"] = month
@@ -272,10 +312,9 @@ def main() -> int:
                 bench.months.append(out)
                 print_month(out)
         last = bench.months[-1]
-        requests = {(r["op"], r["class"]): r["per_month"] for r in last["requests"]["rows"]}
         base_inv = baseline(walk(bench.store), int(bench.counter(bench.metrics.evicted_bytes)))
-        flat = cost.report(base_inv, table, cost.Requests(requests), bench.catalog.dedup_summary())
-        later = cost.report(aged(bench.store, bench.rules, bench.clock.now), table, cost.Requests(requests),
+        flat = cost.report(base_inv, table, flattened(month_requests), bench.catalog.dedup_summary())
+        later = cost.report(aged(bench.store, bench.rules, bench.clock.now), table, spread(month_requests),
                             bench.catalog.dedup_summary())
         print_summary(last, flat, later)
         if args.json:

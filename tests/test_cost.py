@@ -132,3 +132,15 @@ def test_cost_command_against_a_running_origin(tmp_path):
             assert words in text, text
     finally:
         stop(origin.proc)
+
+
+def test_reads_whose_tier_is_known_are_priced_exactly():
+    inv = inventory(("images/a1b2c3/w1200.webp", 1 << 20, "STANDARD_IA"), ("images/a1b2c3/w300.webp", 1000,
+                                                                           "STANDARD"))
+    month = cost.Requests(by_tier={("get", "variant", "STANDARD"): [1000, 10 << 20],
+                                   ("get", "variant", "STANDARD_IA"): [1000, 1 << 30],
+                                   ("put", "variant", "STANDARD"): [2000, 0]})
+    rows = {(r["op"], r["class"]): r for r in cost.report(inv, prices.AWS, month, SUMMARY)["requests"]["rows"]}
+    assert rows[("get", "variant")]["per_month"] == 2000
+    assert rows[("get", "variant")]["monthly_usd"] == pytest.approx(0.0004 + 0.001 + 0.01)  # GETs + 1 GiB from IA
+    assert rows[("put", "variant")]["monthly_usd"] == pytest.approx(0.01)

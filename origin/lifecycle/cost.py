@@ -36,6 +36,9 @@ class Requests:
     per_month: dict = field(default_factory=dict)  # (op, class) → count per month
     window_seconds: float = 0.0  # 0: not measured (given as they are)
     counted: dict = field(default_factory=dict)  # (op, class) → as counted in the window
+    # (op, class, tier) → [requests, bytes] per month, where the tier of every read is known (the
+    # cost benchmark): priced exactly instead of spread over the class's tiers
+    by_tier: dict = field(default_factory=dict)
 
 
 def storage_cost(tally: Tally, tier: str, prices: PriceTable) -> float:
@@ -72,6 +75,17 @@ def request_cost(op: str, cls: str, count: float, inventory: Inventory, prices: 
     return total
 
 
+def exact_cost(op: str, tier: str, count: float, size: float, prices: PriceTable) -> float:
+    price = prices.tier(tier)
+    if op == "list":
+        return count / 1000 * prices.list
+    if op == "put":
+        return count / 1000 * price.put
+    if op == "delete":
+        return 0.0
+    return count / 1000 * price.get + (size / GB * price.retrieval if op == "get" else 0.0)
+
+
 def report(inventory: Inventory, prices: PriceTable, requests: Requests, summary, placed: dict | None = None) -> dict:
     """`placed`: {object class: tier} written there at once (Rules.placement), the rest start in STANDARD."""
     placed = placed or {}
@@ -91,9 +105,14 @@ def report(inventory: Inventory, prices: PriceTable, requests: Requests, summary
         by_class[cls] = by_class.get(cls, 0.0) + usd
         by_tier[tier] = by_tier.get(tier, 0.0) + usd
     request_rows, request_total = [], 0.0
-    for op, cls in sorted(set(requests.per_month) | set(requests.counted)):
-        count = requests.per_month.get((op, cls), 0.0)
-        usd = request_cost(op, cls, count, inventory, prices, placed)
+    exact: dict = {}
+    for (op, cls, tier), (count, size) in requests.by_tier.items():
+        entry = exact.setdefault((op, cls), [0.0, 0.0])
+        entry[0] += count
+        entry[1] += exact_cost(op, tier, count, size, prices)
+    for op, cls in sorted(set(requests.per_month) | set(requests.counted) | set(exact)):
+        count = requests.per_month.get((op, cls), exact.get((op, cls), [0.0])[0])
+        usd = exact[(op, cls)][1] if (op, cls) in exact else request_cost(op, cls, count, inventory, prices, placed)
         request_rows.append({"op": op, "class": cls, "counted": round(requests.counted.get((op, cls), count)),
                              "per_month": round(count), "monthly_usd": round(usd, 6)})
         request_total += usd
