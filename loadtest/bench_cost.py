@@ -209,8 +209,9 @@ class Bench:
 
     def month_report(self, requests: cost.Requests, table) -> dict:
         inventory = walk(self.store)
-        return cost.report(inventory, table, requests, self.catalog.dedup_summary(),
-                           dict(self.rules.placement().tiers)), inventory
+        placement = self.rules.placement()
+        return cost.report(inventory, table, requests, self.catalog.dedup_summary(), dict(placement.tiers),
+                           {cls for cls, _ in placement.tags}), inventory
 
 
 def flattened(requests: cost.Requests) -> cost.Requests:
@@ -315,7 +316,7 @@ def main() -> int:
         base_inv = baseline(walk(bench.store), int(bench.counter(bench.metrics.evicted_bytes)))
         flat = cost.report(base_inv, table, flattened(month_requests), bench.catalog.dedup_summary())
         later = cost.report(aged(bench.store, bench.rules, bench.clock.now), table, spread(month_requests),
-                            bench.catalog.dedup_summary())
+                            bench.catalog.dedup_summary(), tagged={c for c, _ in bench.rules.placement().tags})
         print_summary(last, flat, later)
         if args.json:
             Path(args.json).write_text(json.dumps({"months": bench.months, "baseline": flat, "year_later": later},

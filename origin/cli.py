@@ -215,8 +215,9 @@ def cmd_cost(settings: Settings, args) -> int:
     try:
         table = prices.load(settings.prices)
         walked = inventory.walk(open_store(settings))
-        out = cost.report(walked, table, observed(metrics_source), catalog.dedup_summary(),
-                          dict(Rules.from_settings(settings).placement().tiers))
+        placement = Rules.from_settings(settings).placement()
+        out = cost.report(walked, table, observed(metrics_source), catalog.dedup_summary(), dict(placement.tiers),
+                          {cls for cls, _ in placement.tags})
     except ConfigError as exc:
         print(f"imagehost: cost: {exc}", file=sys.stderr)
         return 2

@@ -144,3 +144,10 @@ def test_reads_whose_tier_is_known_are_priced_exactly():
     assert rows[("get", "variant")]["per_month"] == 2000
     assert rows[("get", "variant")]["monthly_usd"] == pytest.approx(0.0004 + 0.001 + 0.01)  # GETs + 1 GiB from IA
     assert rows[("put", "variant")]["monthly_usd"] == pytest.approx(0.01)
+
+
+def test_lifecycle_tags_are_billed():
+    inv = inventory(("images/a1b2c3/source.jpg", 1000, "STANDARD"), ("images/d4e5f6/source.jpg", 1000, "STANDARD"))
+    out = cost.report(inv, prices.AWS, cost.Requests(), SUMMARY, tagged={"source"})
+    tags = [r for r in out["storage"] if r["class"] == "tags"]
+    assert tags and tags[0]["objects"] == 2 and tags[0]["monthly_usd"] == pytest.approx(2 * 0.01 / 10_000)

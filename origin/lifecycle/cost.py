@@ -86,8 +86,10 @@ def exact_cost(op: str, tier: str, count: float, size: float, prices: PriceTable
     return count / 1000 * price.get + (size / GB * price.retrieval if op == "get" else 0.0)
 
 
-def report(inventory: Inventory, prices: PriceTable, requests: Requests, summary, placed: dict | None = None) -> dict:
-    """`placed`: {object class: tier} written there at once (Rules.placement), the rest start in STANDARD."""
+def report(inventory: Inventory, prices: PriceTable, requests: Requests, summary, placed: dict | None = None,
+           tagged=frozenset()) -> dict:
+    """`placed`: {object class: tier} written there at once (Rules.placement), the rest start in STANDARD;
+    `tagged`: the object classes that carry a lifecycle tag (billed per tag and month)."""
     placed = placed or {}
     storage_rows, by_class, by_tier = [], {}, {}
     storage_total = 0.0
@@ -104,6 +106,13 @@ def report(inventory: Inventory, prices: PriceTable, requests: Requests, summary
         storage_total += usd
         by_class[cls] = by_class.get(cls, 0.0) + usd
         by_tier[tier] = by_tier.get(tier, 0.0) + usd
+    tags = sum(inventory.total(cls=c).objects for c in tagged)
+    if tags and prices.tag:
+        usd = tags * prices.tag
+        storage_rows.append({"class": "tags", "tier": "-", "objects": tags, "bytes": 0, "billable_bytes": 0,
+                             "monthly_usd": round(usd, 6)})
+        storage_total += usd
+        by_class["tags"] = by_class.get("tags", 0.0) + usd
     request_rows, request_total = [], 0.0
     exact: dict = {}
     for (op, cls, tier), (count, size) in requests.by_tier.items():

@@ -14,6 +14,7 @@ check your region and contract, and override with a JSON file:
     overhead     bytes billed per object at the tier's rate, and `overhead_standard` at
                  STANDARD's (Glacier Flexible and Deep Archive: 32 KB + 8 KB of index)
     transition   $ per 1,000 lifecycle transitions into the tier
+    list, tag    (the table's) $ per 1,000 LIST requests; $ per object tag a month
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ class PriceTable:
     note: str
     tiers: dict = field(default_factory=dict)  # tier → TierPrice
     list: float = 0.005  # $ per 1,000 LIST requests
+    tag: float = 0.0  # $ per object tag a month (the originals' lifecycle tag)
 
     def tier(self, tier: str) -> TierPrice:
         try:
@@ -64,7 +66,7 @@ AWS = PriceTable("aws", "Amazon S3, us-east-1 list prices (2025), first 50 TB ba
                          transition=0.03),
     "DEEP_ARCHIVE": TierPrice(0.00099, 0.05, 0.0004, retrieval=0.02, overhead=32768, overhead_standard=8192,
                               transition=0.05),
-})
+}, tag=0.01 / 10_000)
 R2 = PriceTable("r2", "Cloudflare R2 list prices (2025); STANDARD_IA = R2 Infrequent Access; no egress fees", {
     "STANDARD": TierPrice(0.015, 0.0045, 0.00036),
     "STANDARD_IA": TierPrice(0.01, 0.009, 0.0009, retrieval=0.01),
@@ -119,4 +121,4 @@ def load(setting: str) -> PriceTable:
     if "STANDARD" not in tiers:
         raise ConfigError(f"{setting}: the table needs a STANDARD tier")
     return PriceTable(spec.get("name", path.stem), spec.get("note", base.note), tiers,
-                      float(spec.get("list", base.list)))
+                      float(spec.get("list", base.list)), float(spec.get("tag", base.tag)))
