@@ -44,8 +44,9 @@ def ready(base: str, data: bytes, key: str = API_KEY, timeout: float = 90) -> di
 
 
 def folder(host, image_id: str, top: str = "images"):
-    if top == "sources":  # kept sources go cold at once: the local store's Glacier IR directory
-        return host.data_dir / "store-tiers" / "GLACIER_IR" / top / image_id
+    cold = host.data_dir / "store-tiers" / "GLACIER_IR" / top / image_id
+    if top == "sources" and cold.is_dir():  # kept sources of 128 KiB and more go cold at once
+        return cold
     return host.data_dir / "store" / top / image_id
 
 
