@@ -1,7 +1,7 @@
 """Upload-to-ready time through the whole pipeline (a benchmark script, not a test).
 
 Starts the origin on the embedded defaults with its in-process workers, real clamd
-(the project's signatures, warmed by one scan first) and the real NudeNet model,
+(the project's signatures, warmed by one scan first) and the real default moderation model (open_nsfw),
 then uploads a 12-megapixel JPEG and a 12-megapixel HEVC HEIC several times each
 and reports the time from the start of the upload to `ready` (validation, scan,
 moderation, metadata, hashes and the twelve eager thumbnails).
@@ -71,7 +71,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         clamd = Settings(data_dir=Path(tmp) / "clamd")
         sock = ensure_clamd(clamd)
-        env = {**KEYS_ENV, "IMAGEHOST_CLAMD_SOCKET": sock, "IMAGEHOST_MODERATION": "nudenet",
+        env = {**KEYS_ENV, "IMAGEHOST_CLAMD_SOCKET": sock, "IMAGEHOST_MODERATION": "open_nsfw",
                "IMAGEHOST_DEDUP_PERCEPTUAL": "0"}  # the same photo each time: measure the work, not a link
         server = None
         try:
@@ -83,7 +83,7 @@ def main() -> int:
             if server is not None:
                 stop(server.proc)
             stop_clamd(clamd)
-    print(f"\nupload-to-ready, {args.runs} runs each (validate, clamd scan, NudeNet, metadata, hashes, 12 thumbnails)")
+    print(f"\nupload-to-ready, {args.runs} runs each (validate, clamd scan, open_nsfw, metadata, hashes, 12 thumbnails)")
     print(f"{'input':<18}{'bytes':>12}{'p50 s':>9}{'max s':>9}   target < {TARGET_SECONDS:.1f} s")
     for name, size, times in rows:
         p50 = statistics.median(times)

@@ -84,7 +84,7 @@ class Settings:
     job_lease_seconds: int = 120  # visibility timeout: a job whose worker died is retried after this
     clamd_socket: str = ""  # default: {data_dir}/clamd/clamd.sock
     scan: bool = True
-    moderation: str = "nudenet"  # nudenet | fixed:<score> (tests) | off
+    moderation: str = "open_nsfw"  # open_nsfw | nudenet (opt-in extra) | fixed:<score> (tests) | off
     nsfw_threshold: float = 0.6
     webhook_secret: str = ""  # HMAC key for callback webhooks; empty: generated into data_dir
     # dedup (origin/ingest/dedup.py): exact duplicates are always aliased; these govern the perceptual kind
