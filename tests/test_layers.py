@@ -7,8 +7,8 @@ from pathlib import Path
 
 ORIGIN = Path(__file__).resolve().parent.parent / "origin"
 # each layer may import the layers listed after it, never those before it
-LAYERS = ("cli", "app", "wiring", "http", "ingest", "pipeline", "services", "ports", "security", "base")
-BASE = {"config", "errors", "formats", "keys", "metrics"}
+LAYERS = ("cli", "admin", "app", "wiring", "http", "ingest", "pipeline", "services", "ports", "security", "base")
+BASE = {"config", "errors", "formats", "keys", "metrics", "logs"}
 TOP = {"gunicorn_conf": "cli"}  # wires like the command does
 
 

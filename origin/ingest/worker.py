@@ -102,18 +102,31 @@ def step_validating(pipe: Pipeline, record) -> None:
                                 detail="the uploaded bytes never reached the store")
         return
     try:
-        checked = validate(data, pipe.limits, declared_type=record.content_type or None, filename=record.filename,
-                           decode=not _gets_master(data))
-        verdict = pipe.scanner.scan(data)
-        if not verdict.clean:
-            raise Rejected("malware", f"the malware scan found {verdict.signature}")
-        try:
-            decoded = originals.prepare(data, checked.fmt)
-        except UnsupportedImage as exc:
-            raise Rejected("corrupt", exc.message) from None
+        checked, decoded = check(pipe, data, record.content_type or None, record.filename)
     except Rejected as exc:
         quarantine(pipe, record, data, exc.reason, exc.message)
         return
+    if keep(pipe, record, data, checked, decoded):
+        pipe.store.delete(upload_key(record.id))
+
+
+def check(pipe: Pipeline, data: bytes, declared_type: str | None, filename: str):
+    """Validation, the malware scan and the master decode: (checked, decoded), or Rejected."""
+    checked = validate(data, pipe.limits, declared_type=declared_type, filename=filename,
+                       decode=not _gets_master(data))
+    verdict = pipe.scanner.scan(data)
+    if not verdict.clean:
+        raise Rejected("malware", f"the malware scan found {verdict.signature}")
+    try:
+        decoded = originals.prepare(data, checked.fmt)
+    except UnsupportedImage as exc:
+        raise Rejected("corrupt", exc.message) from None
+    return checked, decoded
+
+
+def keep(pipe: Pipeline, record, data: bytes, checked, decoded) -> bool:
+    """Attach validated bytes to a content, store what is new, move on to `moderating`.
+    False when the record is gone or another worker moved it on meanwhile."""
     fmt = checked.fmt
     header = decoded.header
     sha256 = hashlib.sha256(data).hexdigest()
@@ -121,7 +134,7 @@ def step_validating(pipe: Pipeline, record) -> None:
                       height=header.height, has_alpha=header.has_alpha, pages=header.pages, bytes=len(data))
     attached = pipe.catalog.attach(record.id, content, ("validating",))  # before anything is stored under it
     if attached is None:
-        return  # deleted meanwhile, or another worker moved it on
+        return False  # deleted meanwhile, or another worker moved it on
     content_id = attached.content.id
     source_key = keys.source_key(content_id, fmt)
     # an alias stores nothing, unless the content's first upload died before storing its bytes (equal bytes)
@@ -134,12 +147,13 @@ def step_validating(pipe: Pipeline, record) -> None:
     moved = pipe.catalog.transition(
         record.id, ("validating",), "moderating",
         content_type=FORMATS[fmt].mime, width=header.width, height=header.height, bytes=len(data),
-        has_alpha=header.has_alpha, pages=header.pages, metadata=json.dumps(note), sha256=sha256,
+        has_alpha=header.has_alpha, pages=header.pages, sha256=sha256,
+        metadata=json.dumps({**json.loads(record.metadata or "{}"), **note}),  # keeps the request id
     )
     if moved and attached.alias:
         log.info("image %s is an exact duplicate of content %s", record.id, content_id)
         dedup.count_duplicate(pipe.metrics, "exact", len(data) + len(decoded.master or b""))
-    pipe.store.delete(upload_key(record.id))
+    return True
 
 
 def _gets_master(data: bytes) -> bool:

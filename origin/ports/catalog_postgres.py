@@ -21,6 +21,7 @@ from psycopg_pool import ConnectionPool
 from origin.ports.catalog import (COLUMNS, ImageRecord, RecordMissing, check_fields, check_state, signed64,
                                   unsigned64)
 from origin.ports.catalog_contents import Conflict, ContentsMixin
+from origin.ports.catalog_queries import QueriesMixin
 from origin.ports.postgres import LazyPool
 
 
@@ -105,7 +106,7 @@ def _value(name: str, value):
     return signed64(value) if name == "phash" else value
 
 
-class PostgresCatalog(ContentsMixin):
+class PostgresCatalog(QueriesMixin, ContentsMixin):
     LOCK = " FOR UPDATE"
     NOW = NOW
 

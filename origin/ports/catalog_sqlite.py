@@ -16,6 +16,7 @@ from origin.errors import CatalogUnavailable
 from origin.ports.catalog import (COLUMNS, ImageRecord, RecordMissing, check_fields, check_state, signed64,
                                   unsigned64)
 from origin.ports.catalog_contents import Conflict, ContentsMixin
+from origin.ports.catalog_queries import QueriesMixin
 from origin.ports.sqlite import ThreadConnections
 
 SCHEMA = """
@@ -117,7 +118,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
     conn.executescript(ADDED_INDEXES)
 
 
-class SqliteCatalog(ContentsMixin):
+class SqliteCatalog(QueriesMixin, ContentsMixin):
     LOCK = ""
     NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 
