@@ -12,6 +12,7 @@ import json
 import sys
 
 from origin.admin.context import default_owner, pipeline, settings_for_admin
+from origin.errors import ImagehostError
 from origin.ingest import bulk
 
 
@@ -39,7 +40,11 @@ def run(settings, args) -> int:
 
         settings = replace(settings, clamd_socket=str(ensure_clamd(settings)))
     owner = args.owner or default_owner(settings)
-    work = items(settings, args.paths)
+    try:
+        work = items(settings, args.paths)
+    except ImagehostError as exc:  # a bucket that cannot be listed, a malformed s3:// URL
+        print(f"imagehost: ingest: {exc.message}", file=sys.stderr)
+        return 2
     pipe = pipeline(settings, scan=args.scan, moderate=args.moderate, metrics=build_metrics())
     show = Display(settings.base_url, len(work), tty=sys.stderr.isatty() and not args.no_progress)
     try:

@@ -132,7 +132,8 @@ def import_one(pipe: worker.Pipeline, item: Item, owner: str) -> Outcome:
             checked, decoded = worker.check(pipe, data, None, Path(item.name).name)
             if record is None:
                 record = _new_record(pipe, data, sha256, owner, Path(item.name).name, checked.fmt)
-            pipe.catalog.release(record.id, pipe.settings.job_lease_seconds)  # our job: workers keep off
+            else:
+                pipe.catalog.release(record.id, pipe.settings.job_lease_seconds)
             worker.keep(pipe, record, data, checked, decoded)
         else:
             pipe.catalog.release(record.id, pipe.settings.job_lease_seconds)
@@ -148,11 +149,15 @@ def import_one(pipe: worker.Pipeline, item: Item, owner: str) -> Outcome:
 
 
 def _new_record(pipe, data: bytes, sha256: str, owner: str, filename: str, fmt: str) -> ImageRecord:
+    """Added `requested` (no worker's job), leased, then `validating`: a running origin's workers
+    never see it without our lease on it."""
     record = ImageRecord(id=originals.new_id(), content_type=FORMATS[fmt].mime, width=0, height=0, bytes=len(data),
-                         sha256=sha256, state="validating", created_at=datetime.now(timezone.utc), owner=owner,
+                         sha256=sha256, state="requested", created_at=datetime.now(timezone.utc), owner=owner,
                          filename=filename)
     pipe.catalog.add(record)
-    return record
+    pipe.catalog.release(record.id, pipe.settings.job_lease_seconds)
+    pipe.catalog.transition(record.id, ("requested",), "validating")
+    return record.with_state("validating")
 
 
 def _outcome(pipe, name: str, image_id: str, state: str, sha256: str) -> Outcome:
