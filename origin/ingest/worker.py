@@ -28,7 +28,7 @@ from origin import keys
 from origin.keys import quarantine_key, upload_key
 from origin.errors import NotFound, Unavailable, UnsupportedImage
 from origin.formats import FORMATS
-from origin.ingest import compact, dedup, originals, process
+from origin.ingest import compact, dedup, joblog, originals, process
 from origin.ingest.sniff import sniff
 from origin.ingest.validate import Limits, Rejected, validate
 from origin.pipeline.render import Encoding
@@ -67,16 +67,27 @@ class Pipeline:
 
 
 def run_job(pipe: Pipeline, image_id: str) -> str:
-    """Advance one image as far as it goes; returns the state it rests in."""
+    """Advance one image as far as it goes; returns the state it rests in. Each step is logged
+    and counted (origin/ingest/joblog.py) once the state it led to is read."""
+    last = None  # (record the step ran on, when it started)
     for _ in range(8):  # at most one pass per step
         try:
             record = pipe.catalog.get(image_id)
         except RecordMissing:
+            if last:
+                joblog.done(pipe.metrics, *last, "deleted")
             return "deleted"
+        if last:
+            joblog.done(pipe.metrics, *last, record.state, record)
         step = STEPS.get(record.state)
         if step is None:
             return record.state
-        step(pipe, record)
+        last = (record, joblog.started())
+        try:
+            step(pipe, record)
+        except Exception as exc:
+            joblog.failed(pipe.metrics, *last, exc, retry=isinstance(exc, (RetryLater, Unavailable)))
+            raise
     return pipe.catalog.get(image_id).state
 
 

@@ -3,6 +3,7 @@
     find_sha256(owner, sha256)             a record of this owner with these bytes (bulk ingest resumes by it)
     search(owner, state, limit, before)    records by owner and/or state, newest first (imagehost images)
     state_counts()                         per state: how many, and the oldest one's created_at (metrics)
+    stored_bytes()                         bytes of live contents' sources (metrics)
 """
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ class QueriesMixin:
             params.append(check_state(state))
         rows, _ = self._exec(f"{SELECT} WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?", (*params, limit))
         return [self._to_record(row) for row in rows]
+
+    def stored_bytes(self) -> int:
+        """Bytes of the sources of live contents (what the store holds for certain; variants come and go)."""
+        rows, _ = self._exec("SELECT COALESCE(SUM(bytes), 0) FROM contents WHERE state = 'live'")
+        return int(rows[0][0])
 
     def state_counts(self) -> dict[str, tuple[int, datetime | None]]:
         rows, _ = self._exec("SELECT state, COUNT(*), MIN(created_at) FROM images GROUP BY state")
