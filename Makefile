@@ -7,10 +7,13 @@ BIN    := $(VENV)/bin
 # what `make serve` runs on: the malware scanner and the edge
 SERVE_PACKAGES := clamav-daemon nginx-light libnginx-mod-http-js
 # what the tests and benchmarks add: real photos, a load generator, Varnish, a browser
-TEST_PACKAGES  := $(SERVE_PACKAGES) mate-backgrounds wrk varnish varnish-vmod-digest chromium
+TEST_PACKAGES  := $(SERVE_PACKAGES) mate-backgrounds wrk varnish varnish-vmod-digest chromium prometheus
+# every Debian wallpaper package: the benign photos loadtest/bench_moderation.py measures the model on
+MODERATION_BENCH_PACKAGES := mate-backgrounds gnome-backgrounds ukui-wallpapers plasma-workspace-wallpapers \
+	lomiri-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 sway-backgrounds
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test bench loadtest install serve-packages test-packages clean
+.PHONY: serve test bench bench-moderation loadtest install serve-packages test-packages clean
 
 install: $(STAMP)
 
@@ -20,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# Installs the Debian packages that are missing. The project starts its own clamd,
+# Installs the Debian packages that are missing. The project starts its own clamd, Prometheus (tests),
 # nginx and varnishd on loopback with its own configuration; the distribution's
 # services (and freshclam, which would fetch signatures) are kept stopped.
 define apt_install
@@ -30,7 +33,8 @@ define apt_install
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 		if [ -d /run/systemd/system ]; then \
-			$$SUDO systemctl disable --now nginx varnish varnishncsa clamav-daemon clamav-freshclam 2>/dev/null || true; \
+			$$SUDO systemctl disable --now nginx varnish varnishncsa clamav-daemon clamav-freshclam prometheus \
+				prometheus-node-exporter 2>/dev/null || true; \
 		fi; \
 	fi
 endef
@@ -49,6 +53,10 @@ test: test-packages install
 
 bench: test-packages install
 	$(BIN)/python loadtest/bench_render.py
+
+bench-moderation: install
+	$(call apt_install,$(MODERATION_BENCH_PACKAGES))
+	$(BIN)/python loadtest/bench_moderation.py
 
 loadtest: test-packages install
 	$(BIN)/python loadtest/run_loadtest.py
