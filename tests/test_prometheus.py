@@ -147,12 +147,7 @@ def test_a_real_prometheus_scrapes_the_origin_and_finds_every_series_the_rules_u
         assert wait(lambda: _query(api, "imagehost:render_seconds:p99_5m") != [], 30)
         assert wait(lambda: _query(api, "imagehost:quarantined_share:rate15m") != [], 30)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def _query(api: str, promql: str) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 
 from origin.admin.context import settings_for_admin
 from origin.errors import ImagehostError, InvalidRequest
@@ -67,49 +68,45 @@ def _each(ids, act) -> int:
     return 1 if failures else 0
 
 
-def delete(settings, args) -> int:
-    from origin.wiring import open_cdn, open_store
+@contextmanager
+def _ports(settings):
+    """The store, catalog, queue and edge purger the settings name, closed afterwards."""
+    from origin.wiring import open_cdn, open_queue, open_store
 
-    settings = settings_for_admin(settings)
-    store, catalog, cdn = open_store(settings), _open(settings), open_cdn(settings)
-
-    def act(image_id: str) -> dict:
-        catalog.get(image_id)  # an unknown id is an error, not a silent success
-        remove_image(store, catalog, cdn, lambda _id: None, image_id)
-        return {"state": "deleted"}
-
+    catalog = _open(settings)
+    cdn = open_cdn(settings)
     try:
-        return _each(args.ids, act)
+        yield open_store(settings), catalog, open_queue(settings, catalog), cdn
     finally:
         if cdn is not None:
             cdn.close()
         catalog.close()
+
+
+def delete(settings, args) -> int:
+    with _ports(settings_for_admin(settings)) as (store, catalog, _queue, cdn):
+        def act(image_id: str) -> dict:
+            catalog.get(image_id)  # an unknown id is an error, not a silent success
+            remove_image(store, catalog, cdn, lambda _id: None, image_id)
+            return {"state": "deleted"}
+
+        return _each(args.ids, act)
 
 
 def decide(settings, args) -> int:
     """approve / reject, as a reviewer named after the command line's user."""
     import getpass
 
-    from origin.wiring import open_cdn, open_queue, open_store
-
-    settings = settings_for_admin(settings)
-    catalog = _open(settings)
-    store, queue, cdn = open_store(settings), open_queue(settings, catalog), open_cdn(settings)
     reviewer = f"{getpass.getuser()} (imagehost {args.command})"
+    with _ports(settings_for_admin(settings)) as (store, catalog, queue, cdn):
+        def act(image_id: str) -> dict:
+            record = catalog.get(image_id)
+            if record.state != "held":
+                raise InvalidRequest(f"not waiting for review (it is {record.state})")
+            if args.command == "approve":
+                approve(catalog, queue, image_id, reviewer)
+                return {"state": "processing"}
+            remove_image(store, catalog, cdn, lambda _id: None, image_id)
+            return {"state": "deleted"}
 
-    def act(image_id: str) -> dict:
-        record = catalog.get(image_id)
-        if record.state != "held":
-            raise InvalidRequest(f"not waiting for review (it is {record.state})")
-        if args.command == "approve":
-            approve(catalog, queue, image_id, reviewer)
-            return {"state": "processing"}
-        remove_image(store, catalog, cdn, lambda _id: None, image_id)
-        return {"state": "deleted"}
-
-    try:
         return _each(args.ids, act)
-    finally:
-        if cdn is not None:
-            cdn.close()
-        catalog.close()
