@@ -13,7 +13,7 @@ MODERATION_BENCH_PACKAGES := mate-backgrounds gnome-backgrounds ukui-wallpapers 
 	lomiri-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 sway-backgrounds
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test bench bench-moderation loadtest install serve-packages test-packages clean
+.PHONY: serve test bench bench-moderation loadtest fuzz cluster faults install serve-packages test-packages clean
 
 install: $(STAMP)
 
@@ -57,6 +57,18 @@ bench: test-packages install
 bench-moderation: install
 	$(call apt_install,$(MODERATION_BENCH_PACKAGES))
 	$(BIN)/python loadtest/bench_moderation.py
+
+# the production shape on loopback (edge/cluster.py): nginx, 2 origins, 2 workers, PostgreSQL, S3 + SQS, clamd
+cluster: test-packages install
+	$(BIN)/python -m edge.cluster
+
+# the fault drill (loadtest/faults.py): the cluster under read and upload load, one part failing at a time
+faults: test-packages install
+	$(BIN)/python loadtest/faults.py
+
+# the property tests of tests/test_fuzz.py with many more examples and fresh randomness each run
+fuzz: install
+	IMAGEHOST_FUZZ_EXAMPLES=$${IMAGEHOST_FUZZ_EXAMPLES:-20000} IMAGEHOST_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 loadtest: test-packages install
 	$(BIN)/python loadtest/run_loadtest.py

@@ -47,7 +47,9 @@ class JsonFormatter(logging.Formatter):
         }
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
-            line["error"] = self.formatException(record.exc_info).splitlines()[-1]
+            trace = self.formatException(record.exc_info)
+            line["error"] = trace.splitlines()[-1]
+            line["traceback"] = trace
         return json.dumps(_clean(line), default=str)
 
 

@@ -38,5 +38,5 @@ def pipeline(settings: Settings, *, scan: bool, moderate: bool, metrics=None):
     moderator = open_moderator(settings.moderation) if moderate else OffModerator()
     if hasattr(moderator, "load"):
         moderator.load()  # once, before the threads start
-    return Pipeline(settings, open_store(settings), catalog, open_queue(settings, catalog), scanner, moderator,
+    return Pipeline(settings, open_store(settings, metrics), catalog, open_queue(settings, catalog), scanner, moderator,
                     metrics, hash_index_for(settings.catalog))

@@ -20,6 +20,8 @@ from origin.errors import UnsupportedImage
 from origin.formats import FORMATS, NEEDS_MASTER
 from origin.ingest.dedup import count_duplicate
 from origin.ingest.validate import Limits, Rejected, validate
+from origin.pipeline import fallback
+from origin.pipeline.records import served_record
 from origin.ports.catalog import Catalog, Content, ImageRecord
 from origin.ports.store import Store
 
@@ -128,6 +130,8 @@ def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state
     master_key = keys.master_key(content_id, header.has_alpha)
     if decoded.master is not None and (not attached.alias or not store.exists(master_key)):
         store.put(master_key, decoded.master, "")
+    if state == "ready":  # the record fallback first (origin/pipeline/fallback.py), then ready
+        fallback.write(store, served_record(catalog, catalog.get(image_id)))
     catalog.transition(image_id, ("requested",), state)
     if attached.alias:
         count_duplicate(metrics, "exact", len(data) + len(decoded.master or b""))

@@ -1,31 +1,39 @@
 """Variants: find a variant in the store, or render it once, store it, return it.
 
-    record   the catalog record (briefly cached); only `ready` images are served.
+    record   the catalog record (briefly cached; origin/pipeline/records.py, with the store's
+             fallback while the catalog is down); only `ready` images are served.
              Its content (origin/ports/catalog.py) names the store keys and the
              picture (format, size, alpha, frames) that renders come from: an
              alias of another upload renders that content, under its keys
     format   explicit in the URL, or negotiated from Accept
     lookup   the store, under the variant's predictable key
-    render   on a miss: single-flight per key, bounded per process, then stored
+    render   on a miss: single-flight per key, bounded per process, then stored. A lookup that
+             cannot reach the store renders too (its source may be in the local cache,
+             origin/ports/store_cache.py), and a render the store refuses is served all the same
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from cachetools import LRUCache, TTLCache
+from cachetools import LRUCache
 
 from origin import keys
-from origin.errors import NotFound
+from origin.errors import CatalogUnavailable, StoreUnavailable
 from origin.formats import BY_MIME, FORMATS, NEEDS_MASTER
 from origin.pipeline import negotiate
 from origin.pipeline.flight import SingleFlight
+from origin.pipeline.records import Records
 from origin.pipeline.render import Encoding, RenderOptions, render
 from origin.pipeline.request import VariantRequest
-from origin.ports.catalog import Catalog, Content, ContentMissing, ImageRecord, RecordMissing
+from origin.ports.catalog import Catalog, ImageRecord
 from origin.ports.store import KeyMissing, Store
+
+
+log = logging.getLogger("imagehost.delivery")
 
 
 @dataclass(frozen=True)
@@ -42,23 +50,6 @@ class Variant:
 
 def source_format(record: ImageRecord) -> str:
     return BY_MIME[record.content_type].name
-
-
-def served(record: ImageRecord, content: Content) -> ImageRecord:
-    """The record as its delivery URLs render it: its content's keys and picture facts."""
-    return replace(record, content_id=content.id, content_type=content.content_type, width=content.width,
-                   height=content.height, has_alpha=content.has_alpha, pages=content.pages)
-
-
-def served_record(catalog: Catalog, record: ImageRecord) -> ImageRecord:
-    """`served` with the content read from the catalog; a record that is its own content is as it is
-    (its content was made from its own header)."""
-    if not record.content_id or record.content_id == record.id:
-        return record
-    try:
-        return served(record, catalog.get_content(record.content_id))
-    except ContentMissing:  # never while the record exists (catalog invariant); answer as for a gone image
-        raise NotFound("no such image", image_id=record.id) from None
 
 
 def render_source_key(record: ImageRecord) -> str:
@@ -101,30 +92,17 @@ class Delivery:
         self.catalog = catalog
         self.metrics = metrics
         self.encoding = Encoding.from_settings(settings)
-        self._records: TTLCache = TTLCache(maxsize=50_000, ttl=settings.record_cache_seconds)
+        self.records = Records(catalog, store, settings.record_cache_seconds, metrics)
         self._etags: LRUCache = LRUCache(maxsize=200_000)
         self._lock = threading.Lock()
         self._flight = SingleFlight()
         self._slots = threading.BoundedSemaphore(settings.render_concurrency)
 
     def record(self, image_id: str) -> ImageRecord:
-        with self._lock:
-            record = self._records.get(image_id)
-        if record is None:
-            try:
-                record = self.catalog.get(image_id)
-            except RecordMissing:
-                raise NotFound("no such image", image_id=image_id) from None
-            if not record.servable:  # not cached: an approval must take effect at once
-                raise NotFound("no such image", image_id=image_id)
-            record = served_record(self.catalog, record)
-            with self._lock:
-                self._records[image_id] = record
-        return record
+        return self.records.get(image_id)
 
     def forget(self, image_id: str) -> None:
-        with self._lock:
-            self._records.pop(image_id, None)
+        self.records.forget(image_id)
 
     def variant(self, req: VariantRequest, accept: str | None) -> Variant:
         for attempt in (1, 2):
@@ -134,12 +112,15 @@ class Delivery:
             try:
                 data = self.store.get(key)
                 self.metrics.store_lookups.labels("hit").inc()
-            except KeyMissing:
-                self.metrics.store_lookups.labels("miss").inc()
+            except (KeyMissing, StoreUnavailable) as exc:
+                self.metrics.store_lookups.labels("miss" if isinstance(exc, KeyMissing) else "unavailable").inc()
                 try:
                     data, _ = self._flight.do(key, lambda: self._render_and_store(key, record, req, fmt))
                 except KeyMissing:
                     if attempt == 2:
+                        if self.records.from_fallback(req.image_id):  # the catalog may know better: later
+                            raise CatalogUnavailable("the catalog cannot be reached to find this image's "
+                                                     "bytes", image_id=req.image_id) from None
                         raise
                     # its source is gone: a cached record whose content was collapsed into another
                     # and reclaimed after the grace (compact.py); read the record again
@@ -160,7 +141,11 @@ class Delivery:
                 self.metrics.renders_in_flight.dec()
         self.metrics.render_seconds.labels(fmt).observe(time.perf_counter() - started)
         self.metrics.renders.labels(fmt).inc()
-        self.store.put(key, data, FORMATS[fmt].mime)
+        try:
+            self.store.put(key, data, FORMATS[fmt].mime)
+        except StoreUnavailable as exc:  # the bytes are right; the next miss renders them again
+            log.warning("serving %s unstored: %s", key, exc.message)
+            self.metrics.unstored_renders.inc()
         return data
 
     def _etag(self, key: str, data: bytes) -> str:
