@@ -58,6 +58,11 @@ class Settings:
     webp_quality: int = 80
     avif_quality: int = 55
     avif_effort: int = 2
+    webp_effort: int = 4
+    intermediate_size: int = 2400  # long side of the stored render intermediate; 0: renders read the original
+    miss_budget_ms: int = 100  # a negotiated miss never waits for an encode predicted longer; 0: never defers
+    fallback_max_age: int = 10  # Cache-Control max-age of a fast-format answer while the asked one renders
+    background_renders: int = 1  # threads per worker process rendering deferred formats
     record_cache_seconds: float = 2.0
     # limits (validation reads them before anything is decoded)
     max_upload_bytes: int = 20 * 1024 * 1024
@@ -154,6 +159,13 @@ class Settings:
             raise ConfigError("IMAGEHOST_CATALOG_URL must start with sqlite:/// or postgresql://")
         if not 0 <= self.avif_effort <= 9:
             raise ConfigError("IMAGEHOST_AVIF_EFFORT must be between 0 and 9")
+        if not 0 <= self.webp_effort <= 6:
+            raise ConfigError("IMAGEHOST_WEBP_EFFORT must be between 0 and 6")
+        if self.intermediate_size and self.intermediate_size < max(self.thumb_sizes):
+            raise ConfigError("IMAGEHOST_INTERMEDIATE_SIZE must be 0 (off) or at least the largest thumbnail size")
+        if self.miss_budget_ms < 0 or self.fallback_max_age < 1 or self.background_renders < 1:
+            raise ConfigError("IMAGEHOST_MISS_BUDGET_MS must be >= 0, IMAGEHOST_FALLBACK_MAX_AGE and "
+                              "IMAGEHOST_BACKGROUND_RENDERS >= 1")
         if self.render_concurrency < 1:
             raise ConfigError("IMAGEHOST_RENDER_CONCURRENCY must be at least 1")
         if not 0 <= self.dedup_distance <= 10:  # the pHash index guarantees full recall up to 10

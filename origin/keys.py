@@ -47,6 +47,11 @@ def master_key(content_id: str, has_alpha: bool) -> str:
     return f"{prefix(content_id)}master.{'png' if has_alpha else 'jpg'}"
 
 
+def intermediate_key(content_id: str, has_alpha: bool) -> str:
+    """The render intermediate (origin/pipeline/sources.py): JPEG, or PNG when the picture has alpha."""
+    return f"{prefix(content_id)}intermediate.{'png' if has_alpha else 'jpg'}"
+
+
 def variant_key(content_id: str, name: str, fmt: str) -> str:
     return f"{prefix(content_id)}{name}.{FORMATS[fmt].ext}"
 

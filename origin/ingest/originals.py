@@ -19,7 +19,9 @@ from origin import keys
 from origin.errors import UnsupportedImage
 from origin.formats import FORMATS, NEEDS_MASTER
 from origin.ingest.dedup import count_duplicate
+from origin.ingest.sniff import sniff
 from origin.ingest.validate import Limits, Rejected, validate
+from origin.pipeline import sources
 from origin.ports.catalog import Catalog, Content, ImageRecord
 from origin.ports.store import Store
 
@@ -37,6 +39,15 @@ class Header:
 class Decoded:
     header: Header
     master: bytes | None  # set when renders must start from a decoded master
+    intermediate: bytes | None = None  # the render intermediate (pipeline/sources.py), where one pays
+
+
+def gets_master(data: bytes) -> bool:
+    """HEIC is decoded once, into its master, which is its decode check too."""
+    try:
+        return sniff(data[:64]) in NEEDS_MASTER
+    except UnsupportedImage:
+        return False
 
 
 def new_id() -> str:
@@ -59,16 +70,29 @@ def read_header(data: bytes, fmt: str) -> Header:
     return Header(fmt, width, height, bool(image.hasalpha()), int(pages))
 
 
-def prepare(data: bytes, fmt: str) -> Decoded:
-    """Header facts for rendering, and a master where libvips cannot decode the source itself.
+def decode_box(intermediate_size: int):
+    """`validate`'s decode_box: the long side to decode into when the picture gets an intermediate."""
+    def box(width: int, height: int, frames: int) -> int | None:
+        return sources.intermediate_box(intermediate_size, width, height, frames)
+    return box
+
+
+def prepare(data: bytes, fmt: str, intermediate_size: int = 0, decoded=None) -> Decoded:
+    """Header facts for rendering, a master where libvips cannot decode the source itself, and
+    the render intermediate where one pays, from `decoded` (validate's decode, upright) or the master.
 
     Call it on bytes that passed `validate` (which already proved they decode)."""
     if fmt in NEEDS_MASTER:
-        return _heif_master(data)
-    return Decoded(read_header(data, fmt), None)
+        return _heif_master(data, intermediate_size)
+    header = read_header(data, fmt)
+    intermediate = None
+    if decoded is not None and sources.intermediate_box(intermediate_size, header.width, header.height,
+                                                        header.pages):
+        intermediate = sources.encode(decoded, header.has_alpha)
+    return Decoded(header, None, intermediate)
 
 
-def _heif_master(data: bytes) -> Decoded:
+def _heif_master(data: bytes, intermediate_size: int = 0) -> Decoded:
     import pillow_heif
 
     try:
@@ -84,11 +108,26 @@ def _heif_master(data: bytes) -> Decoded:
     else:
         image.convert("RGB").save(out, "JPEG", quality=95, subsampling=0, icc_profile=icc)
     header = Header("heic", image.width, image.height, has_alpha, 1)
-    return Decoded(header, out.getvalue())
+    intermediate = None
+    box = sources.intermediate_box(intermediate_size, image.width, image.height, 1)
+    if box is not None:  # from the same decode as the master
+        upright = sources.from_pillow(image).thumbnail_image(box, height=box, size="down")
+        intermediate = sources.encode(upright, has_alpha)
+    return Decoded(header, out.getvalue(), intermediate)
+
+
+def store_decoded(store: Store, content_id: str, decoded: Decoded, alias: bool) -> None:
+    """The master and the intermediate of a content (an alias stores only what is missing)."""
+    header = decoded.header
+    for key, blob, mime in ((keys.master_key(content_id, header.has_alpha), decoded.master, ""),
+                            (keys.intermediate_key(content_id, header.has_alpha), decoded.intermediate,
+                             "image/png" if header.has_alpha else "image/jpeg")):
+        if blob is not None and (not alias or not store.exists(key)):
+            store.put(key, blob, mime)
 
 
 def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state: str = "ready",
-           owner: str = "", filename: str = "", metrics=None) -> ImageRecord:
+           owner: str = "", filename: str = "", metrics=None, intermediate_size: int = 0) -> ImageRecord:
     """Store `data` as a new image and return its record (the trusted bulk import: no scan, no moderation).
 
     Bytes already stored (the same SHA-256 as a live content) make the new record an alias of
@@ -96,10 +135,12 @@ def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state
     first, unservable, and attached to its content before anything is stored under it; it
     becomes `state` only once its bytes are there."""
     try:
-        fmt = validate(data, limits, filename=filename or None).fmt
+        checked = validate(data, limits, filename=filename or None, decode=not gets_master(data),
+                           decode_box=decode_box(intermediate_size))
     except Rejected as exc:
         raise UnsupportedImage(exc.message, reason=exc.reason) from None
-    decoded = prepare(data, fmt)
+    fmt = checked.fmt
+    decoded = prepare(data, fmt, intermediate_size, checked.decoded)
     header = decoded.header
     image_id = new_id()
     sha256 = hashlib.sha256(data).hexdigest()
@@ -125,9 +166,7 @@ def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state
     source_key = keys.source_key(content_id, fmt)
     if not attached.alias or not store.exists(source_key):  # an alias stores only what is missing
         store.put(source_key, data, FORMATS[fmt].mime)
-    master_key = keys.master_key(content_id, header.has_alpha)
-    if decoded.master is not None and (not attached.alias or not store.exists(master_key)):
-        store.put(master_key, decoded.master, "")
+    store_decoded(store, content_id, decoded, attached.alias)
     catalog.transition(image_id, ("requested",), state)
     if attached.alias:
         count_duplicate(metrics, "exact", len(data) + len(decoded.master or b""))
