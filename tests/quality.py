@@ -47,11 +47,13 @@ def full_decode(data: bytes) -> pyvips.Image:
 
 
 def reference(full: pyvips.Image, width: int, height: int, crop: str | None = None) -> pyvips.Image:
-    """`full` Lanczos-resized to width × height (a centre square first when `crop` is "centre")."""
-    if crop == "centre":
-        side = min(full.width, full.height)
-        full = full.crop((full.width - side) // 2, (full.height - side) // 2, side, side)
-    return full.resize(width / full.width, vscale=height / full.height, kernel="lanczos3", gap=0)
+    """`full` Lanczos-resized to width × height; with crop="centre", resized until its short side is
+    the square's and the centre cut out (the order libvips' thumbnail crops in)."""
+    if crop != "centre":
+        return full.resize(width / full.width, vscale=height / full.height, kernel="lanczos3", gap=0)
+    scale = width / min(full.width, full.height)
+    resized = full.resize(scale, kernel="lanczos3", gap=0)
+    return resized.crop((resized.width - width) // 2, (resized.height - height) // 2, width, height)
 
 
 def score(variant: bytes, ref: pyvips.Image) -> float:

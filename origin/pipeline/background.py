@@ -2,17 +2,21 @@
 
 At most `threads` run at once per process; a key is queued once while it waits or runs;
 the backlog is bounded (a full one drops the job: the next miss of that key queues it
-again). Threads start on the first job, so a forking server starts them in each child.
+again). Threads start on the first job, so a forking server starts them in each child,
+and run at a lower CPU priority (Linux: nice is per thread), so deferred encodes yield
+the cores to the renders that a client waits for.
 """
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from typing import Callable
 
 log = logging.getLogger("imagehost.background")
 BACKLOG = 512
+NICE = 10
 
 
 class Background:
@@ -44,6 +48,10 @@ class Background:
             return len(self._pending)
 
     def _work(self) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        except (AttributeError, OSError):  # not Linux: same priority
+            pass
         while True:
             key, fn = self._jobs.get()
             try:

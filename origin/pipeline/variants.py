@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -180,14 +181,16 @@ class Delivery:
         return data, (time.perf_counter() - started) * 1000
 
     def _render_later(self, key: str, record: ImageRecord, req: VariantRequest, fmt: str) -> None:
+        """A deferred render: bounded by the background threads, not the request slots."""
         if not self.store.exists(key):
-            self._flight.do(key, lambda: self._render_and_store(key, record, req, fmt))
+            self._flight.do(key, lambda: self._render_and_store(key, record, req, fmt, contextlib.nullcontext()))
 
-    def _render_and_store(self, key: str, record: ImageRecord, req: VariantRequest, fmt: str) -> bytes:
+    def _render_and_store(self, key: str, record: ImageRecord, req: VariantRequest, fmt: str,
+                          slot=None) -> bytes:
         options = render_options(req, record, fmt)
         source, data = self._source(sources.Picture.of(record), options)
         loader = sources.load_intermediate if source.kind == "intermediate" else None
-        with self._slots:
+        with slot or self._slots:
             self.metrics.renders_in_flight.inc()
             started = time.perf_counter()
             try:
