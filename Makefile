@@ -7,10 +7,12 @@ BIN    := $(VENV)/bin
 # what `make serve` runs on: the malware scanner and the edge
 SERVE_PACKAGES := clamav-daemon nginx-light libnginx-mod-http-js
 # what the tests and benchmarks add: real photos, a load generator, Varnish, a browser
-TEST_PACKAGES  := $(SERVE_PACKAGES) mate-backgrounds wrk varnish varnish-vmod-digest chromium
+TEST_PACKAGES  := $(SERVE_PACKAGES) mate-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 wrk varnish \
+                  varnish-vmod-digest chromium
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test bench loadtest install serve-packages test-packages clean
+.PHONY: serve test bench bench-reads bench-throughput bench-ingest bench-encoders loadtest install serve-packages \
+        test-packages clean
 
 install: $(STAMP)
 
@@ -49,6 +51,22 @@ test: test-packages install
 
 bench: test-packages install
 	$(BIN)/python loadtest/bench_render.py
+
+# cold-start reads through `make serve`'s launcher (loadtest/bench_reads.py)
+bench-reads: test-packages install
+	$(BIN)/python loadtest/bench_reads.py
+
+# uncached render throughput: the origin, the raw pyvips loop, thumbor, ipx (loadtest/bench_throughput.py)
+bench-throughput: test-packages install
+	$(BIN)/python loadtest/bench_throughput.py
+
+# uploads per second through the whole pipeline against the sum of its stages (loadtest/bench_ingest.py)
+bench-ingest: test-packages install
+	$(BIN)/python loadtest/bench_ingest.py
+
+# encoder settings: time, bytes and SSIM by WebP and AVIF effort (loadtest/bench_encoders.py)
+bench-encoders: test-packages install
+	$(BIN)/python loadtest/bench_encoders.py
 
 loadtest: test-packages install
 	$(BIN)/python loadtest/run_loadtest.py
