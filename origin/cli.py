@@ -127,7 +127,7 @@ def cmd_ingest(settings: Settings, args) -> int:
         try:
             data = path.read_bytes()
             record = ingest(data, store, catalog, limits=Limits.from_settings(settings), filename=path.name,
-                            metrics=metrics, intermediate_size=settings.intermediate_size)
+                            metrics=metrics, intermediate_sizes=settings.intermediate_sizes)
         except OSError as exc:
             print(f"imagehost: {name}: cannot read: {exc.strerror}", file=sys.stderr)
             failures += 1

@@ -59,7 +59,7 @@ class Settings:
     avif_quality: int = 55
     avif_effort: int = 2
     webp_effort: int = 4
-    intermediate_size: int = 2400  # long side of the stored render intermediate; 0: renders read the original
+    intermediate_sizes: tuple[int, ...] = (1200, 2400)  # long sides of the render intermediates; 0: none
     miss_budget_ms: int = 100  # a negotiated miss never waits for an encode predicted longer; 0: never defers
     fallback_max_age: int = 10  # Cache-Control max-age of a fast-format answer while the asked one renders
     background_renders: int = 1  # threads per worker process rendering deferred formats
@@ -161,8 +161,10 @@ class Settings:
             raise ConfigError("IMAGEHOST_AVIF_EFFORT must be between 0 and 9")
         if not 0 <= self.webp_effort <= 6:
             raise ConfigError("IMAGEHOST_WEBP_EFFORT must be between 0 and 6")
-        if self.intermediate_size and self.intermediate_size < max(self.thumb_sizes):
-            raise ConfigError("IMAGEHOST_INTERMEDIATE_SIZE must be 0 (off) or at least the largest thumbnail size")
+        if not self.widths or not self.thumb_sizes:
+            raise ConfigError("IMAGEHOST_WIDTHS and IMAGEHOST_THUMB_SIZES must not be empty")
+        if self.intermediate_sizes and min(self.intermediate_sizes) < max(self.thumb_sizes):
+            raise ConfigError("IMAGEHOST_INTERMEDIATE_SIZES must be 0 (none) or each at least the largest thumbnail size")
         if self.miss_budget_ms < 0 or self.fallback_max_age < 1 or self.background_renders < 1:
             raise ConfigError("IMAGEHOST_MISS_BUDGET_MS must be >= 0, IMAGEHOST_FALLBACK_MAX_AGE and "
                               "IMAGEHOST_BACKGROUND_RENDERS >= 1")
@@ -182,5 +184,5 @@ def _parse(type_name: str, raw: str):
     if type_name == "Path":
         return Path(raw)
     if type_name.startswith("tuple[int"):
-        return _ints(raw)
+        return () if raw.strip() in ("", "0") else _ints(raw)
     return raw

@@ -123,7 +123,7 @@ def open_compactor(settings, metrics=None):
 
     return Compactor(open_store(settings), open_catalog(settings.catalog), hash_index_for(settings.catalog),
                      Policy.from_settings(settings), metrics, settings.compact_stop_after,
-                     intermediate_size=settings.intermediate_size)
+                     intermediate_sizes=settings.intermediate_sizes)
 
 
 def prepare_backends(settings) -> list[str]:

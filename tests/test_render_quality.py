@@ -47,24 +47,25 @@ def heic_photo() -> bytes:
     return out.getvalue()
 
 
-def made_at_ingest(data: bytes, size: int) -> tuple[originals.Decoded, str]:
-    """What the worker stores: validation's decode turned into the intermediate (originals.prepare)."""
-    checked = validate(data, Limits(), decode=not originals.gets_master(data), decode_box=originals.decode_box(size))
-    decoded = originals.prepare(data, checked.fmt, size, checked.decoded)
+def made_at_ingest(data: bytes, sizes: tuple) -> tuple[originals.Decoded, str]:
+    """What the worker stores: validation's decode turned into the intermediates (originals.prepare)."""
+    checked = validate(data, Limits(), decode=not originals.gets_master(data), decode_box=originals.decode_box(sizes))
+    decoded = originals.prepare(data, checked.fmt, sizes, checked.decoded)
     return decoded, checked.fmt
 
 
+LADDER = (1200, 2400)  # the default IMAGEHOST_INTERMEDIATE_SIZES
 CASES = {
-    # name: (bytes, intermediate size, [(kind, size, formats)])
-    "camera-16MB": (lambda: images.BIG_PHOTO.read_bytes(), 2400,
+    # name: (bytes, intermediate sizes, [(kind, size, formats)])
+    "camera-16MB": (lambda: images.BIG_PHOTO.read_bytes(), LADDER,
                     [("w", 150, ("webp",)), ("w", 300, ("jpeg",)), ("w", 600, ("webp", "jpeg")),
                      ("w", 1200, ("webp", "avif")), ("w", 2400, ("webp", "jpeg")), ("sq", 150, ("webp",))]),
-    "phone-12MP-portrait": (portrait_phone_photo, 2400,
+    "phone-12MP-portrait": (portrait_phone_photo, LADDER,
                             [("w", 150, ("jpeg",)), ("w", 600, ("webp",)), ("w", 1200, ("jpeg", "webp")),
                              ("sq", 64, ("webp",)), ("sq", 300, ("avif",))]),
-    "alpha-png": (lambda: ALPHA_PICTURE.read_bytes(), 1000,
+    "alpha-png": (lambda: ALPHA_PICTURE.read_bytes(), (300, 1000),
                   [("w", 300, ("webp", "png")), ("w", 600, ("avif",)), ("sq", 150, ("webp",))]),
-    "heic-master": (heic_photo, 600, [("w", 150, ("jpeg",)), ("w", 300, ("webp",)), ("sq", 150, ("webp",))]),
+    "heic-master": (heic_photo, (600,), [("w", 150, ("jpeg",)), ("w", 300, ("webp",)), ("sq", 150, ("webp",))]),
 }
 
 
@@ -82,24 +83,24 @@ def test_renders_from_the_intermediate_lose_nothing_visible(case):
     data = make()
     decoded, fmt = made_at_ingest(data, size)
     header = decoded.header
-    assert decoded.intermediate is not None, "the picture is large enough to get an intermediate"
+    assert decoded.intermediates, "the picture is large enough to get intermediates"
     original = decoded.master or data
     full = _full_decode(data, fmt)
     assert (full.width, full.height) == (header.width, header.height)
     pic = sources.Picture("content1", fmt, header.width, header.height, header.has_alpha, 1)
-    intermediate = sources.intermediate(pic, size)
     failures = []
     for kind, side, formats in renders:
         for out in formats:
             opts = RenderOptions(kind, side, out, header.width, header.height)
-            assert sources.choose(pic, opts, size)[0] == intermediate, f"{kind}{side} is served by the intermediate"
+            source = sources.choose(pic, opts, size)[0]
+            assert source.kind == "intermediate", f"{kind}{side} is served by an intermediate"
             direct = render(original, opts, ENCODING)
-            mine = render(decoded.intermediate, opts, ENCODING, sources.load_intermediate)
+            mine = render(decoded.intermediates[source.rung], opts, ENCODING, sources.load_intermediate)
             dims = images.size(direct)
             assert images.size(mine) == dims, f"{kind}{side}.{out}: the same dimensions from either source"
             ref = quality.reference(full, *dims, crop="centre" if kind == "sq" else None)
             s_direct, s_mine = quality.score(direct, ref), quality.score(mine, ref)
-            line = f"{case} {kind}{side}.{out}: direct {s_direct:.4f}, intermediate {s_mine:.4f}"
+            line = f"{case} {kind}{side}.{out}: direct {s_direct:.4f}, {source.key.rpartition('/')[2]} {s_mine:.4f}"
             print(line)
             if s_direct < FLOOR or s_mine < s_direct - MAX_LOSS:
                 failures.append(line)
@@ -108,15 +109,17 @@ def test_renders_from_the_intermediate_lose_nothing_visible(case):
 
 def test_the_intermediate_is_upright_and_keeps_only_its_icc_profile():
     data = portrait_phone_photo()
-    decoded, _ = made_at_ingest(data, 2400)
-    image = pyvips.Image.new_from_buffer(decoded.intermediate, "")
-    assert (image.width, image.height) == (1800, 2400)  # 3000 x 4000 upright, long side 2400
-    assert images.metadata_fields(decoded.intermediate) == []
-    assert image.get("vips-loader") == "jpegload_buffer"
+    decoded, _ = made_at_ingest(data, LADDER)
+    assert {rung: images.size(blob) for rung, blob in decoded.intermediates.items()} == {
+        None: (1800, 2400), 1200: (900, 1200)}  # 3000 x 4000 upright
+    for blob in decoded.intermediates.values():
+        assert images.metadata_fields(blob) == []
+        assert pyvips.Image.new_from_buffer(blob, "").get("vips-loader") == "jpegload_buffer"
     icc = images.BIG_PHOTO.read_bytes()
-    with_icc, _ = made_at_ingest(icc, 2400)
+    with_icc, _ = made_at_ingest(icc, LADDER)
     source_has = pyvips.Image.new_from_buffer(icc, "").get_typeof("icc-profile-data") != 0
-    assert (pyvips.Image.new_from_buffer(with_icc.intermediate, "").get_typeof("icc-profile-data") != 0) == source_has
+    for blob in with_icc.intermediates.values():
+        assert (pyvips.Image.new_from_buffer(blob, "").get_typeof("icc-profile-data") != 0) == source_has
 
 
 def test_the_shrink_on_load_leaves_room_for_the_resize():

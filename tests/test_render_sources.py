@@ -39,7 +39,7 @@ class RecordingStore(LocalStore):
 
 @pytest.fixture
 def host(settings, metrics):
-    settings = replace(settings, intermediate_size=300, miss_budget_ms=0)
+    settings = replace(settings, intermediate_sizes=(300,), miss_budget_ms=0)
     store = RecordingStore(settings.store_dir)
     catalog = open_catalog(settings.catalog)
 
@@ -47,8 +47,8 @@ def host(settings, metrics):
         def app(self, **overrides):
             return testing.TestClient(create_app(replace(settings, **overrides), store, catalog, metrics))
 
-        def add(self, data: bytes, size: int = 300) -> str:
-            return ingest(data, store, catalog, limits=Limits.from_settings(settings), intermediate_size=size).id
+        def add(self, data: bytes, sizes: tuple = (300,)) -> str:
+            return ingest(data, store, catalog, limits=Limits.from_settings(settings), intermediate_sizes=sizes).id
 
         def content(self, image_id: str) -> str:
             return catalog.get(image_id).content
@@ -80,9 +80,22 @@ def test_ingest_stores_the_intermediate_and_small_sizes_render_from_it(host):
     assert images.size(resp.content) == (150, 113) and resp.headers["server-timing"] == "store"
 
 
+def test_a_ladder_of_intermediates_each_size_from_the_smallest_that_serves_it(host):
+    image_id = host.add(images.jpeg(images.scene(*BIG)), sizes=(150, 600))
+    content = host.content(image_id)
+    assert images.size(host.store.get(keys.intermediate_key(content, False))) == (600, 450)
+    assert images.size(host.store.get(keys.intermediate_key(content, False, 150))) == (150, 113)
+    client = host.app(intermediate_sizes=(150, 600))
+    assert renders_read(host, client, f"/images/{image_id}/w150.jpeg")[-1] == "intermediate.150.jpg"
+    assert renders_read(host, client, f"/images/{image_id}/w300.jpeg")[-1] == "intermediate.jpg"
+    assert renders_read(host, client, f"/images/{image_id}/w600.jpeg")[-1] == "intermediate.jpg"
+    assert renders_read(host, client, f"/images/{image_id}/w1200.jpeg")[-1] == "source.jpg"
+    assert renders_read(host, client, f"/images/{image_id}/sq150.jpeg")[-1] == "intermediate.jpg"  # 113 < 150
+
+
 def test_no_intermediate_where_it_would_not_pay(host):
     small = host.add(images.jpeg(images.scene(400, 300)))  # no bigger than the intermediate
-    near = host.add(images.jpeg(images.scene(380, 260)), size=300)  # 300 x 205: more than half its pixels
+    near = host.add(images.jpeg(images.scene(380, 260)))  # 300 x 205: more than half its pixels
     animated = host.add(images.animated_gif(frames=3, width=900, height=600))
     for image_id in (small, near, animated):
         assert not any("intermediate" in key for key in _keys(host, image_id))
@@ -96,7 +109,7 @@ def _keys(host, image_id):
 
 
 def test_an_image_stored_without_one_gets_it_on_its_first_miss(host):
-    image_id = host.add(images.jpeg(images.scene(*BIG)), size=0)  # stored before intermediates existed
+    image_id = host.add(images.jpeg(images.scene(*BIG)), sizes=())  # stored before intermediates existed
     assert not any("intermediate" in key for key in _keys(host, image_id))
     client = host.app()
     assert renders_read(host, client, f"/images/{image_id}/w300.jpeg") == [
@@ -105,13 +118,13 @@ def test_an_image_stored_without_one_gets_it_on_its_first_miss(host):
 
 
 def test_compaction_backfills_intermediates(host):
-    ids = [host.add(images.jpeg(images.scene(*BIG), quality=80 + i), size=0) for i in range(2)]
-    small = host.add(images.jpeg(images.scene(320, 240)), size=0)
-    assert backfill.intermediates(host.store, host.catalog, 300) == 2
+    ids = [host.add(images.jpeg(images.scene(*BIG), quality=80 + i), sizes=()) for i in range(2)]
+    small = host.add(images.jpeg(images.scene(320, 240)), sizes=())
+    assert backfill.intermediates(host.store, host.catalog, (300,)) == 2
     for image_id in ids:
         assert images.size(host.store.get(keys.intermediate_key(host.content(image_id), False))) == (300, 225)
     assert not any("intermediate" in key for key in _keys(host, small))
-    assert backfill.intermediates(host.store, host.catalog, 300) == 0  # idempotent
+    assert backfill.intermediates(host.store, host.catalog, (300,)) == 0  # idempotent
 
 
 def test_the_worker_makes_it_from_the_validation_decode_and_moderates_it(tmp_path):
@@ -121,7 +134,7 @@ def test_the_worker_makes_it_from_the_validation_decode_and_moderates_it(tmp_pat
     seen = []
     moderator.score = lambda image: (seen.append(images.size(image)), CountingModerator.score(moderator, image))[1]
     host = make_host(tmp_path, f"sqlite:///{tmp_path / 'var' / 'catalog.sqlite3'}", moderator=moderator,
-                     intermediate_size=300)
+                     intermediate_sizes=(300,))
     image_id = host.upload(images.jpeg(images.scene(*BIG)))
     record = host.record(image_id)
     assert record.state == "ready"
@@ -183,17 +196,24 @@ def test_the_fallback_chain():
 
 
 def test_sources_choose_the_smallest_that_serves():
+    sizes = (1200, 2400)
     pic = sources.Picture("content1", "jpeg", 4000, 3000, False, 1)
-    inter = sources.intermediate(pic, 2400)
-    assert (inter.width, inter.height) == (2400, 1800)
+    assert [(s.width, s.height, s.key.rpartition("/")[2]) for s in sources.intermediates(pic, sizes)] == [
+        (1200, 900, "intermediate.1200.jpg"), (2400, 1800, "intermediate.jpg")]
 
-    def first(kind, size):
-        return sources.choose(pic, RenderOptions(kind, size, "webp", 4000, 3000), 2400)[0].kind
+    def first(kind, size, picture=pic):
+        return sources.choose(picture, RenderOptions(kind, size, "webp", picture.width, picture.height),
+                              sizes)[0].key.rpartition("/")[2]
 
-    assert [first("w", w) for w in (150, 2400, 3000)] == ["intermediate", "intermediate", "original"]
-    assert first("sq", 300) == "intermediate" and first("full", 4000) == "original"
-    portrait = sources.Picture("content2", "jpeg", 3000, 4000, False, 1)
-    assert sources.choose(portrait, RenderOptions("w", 2400, "webp", 3000, 4000), 2400)[0].kind == "original"
-    assert sources.intermediate(sources.Picture("c3", "heic", 4032, 3024, False, 1), 2400).key.endswith(
+    assert [first("w", w) for w in (150, 1200, 2400, 3000)] == [
+        "intermediate.1200.jpg", "intermediate.1200.jpg", "intermediate.jpg", "source.jpg"]
+    assert first("sq", 300) == "intermediate.1200.jpg" and first("full", 4000) == "source.jpg"
+    portrait = sources.Picture("content2", "jpeg", 3000, 4000, False, 1)  # rungs 1800 x 2400 and 900 x 1200
+    assert [first("w", w, portrait) for w in (600, 1200, 2400)] == [
+        "intermediate.1200.jpg", "intermediate.jpg", "source.jpg"]
+    small = sources.Picture("content3", "jpeg", 2560, 1600, False, 1)  # 2400 would be 94 % of it: no
+    assert [s.key.rpartition("/")[2] for s in sources.intermediates(small, sizes)] == ["intermediate.1200.jpg"]
+    assert sources.intermediates(sources.Picture("c4", "gif", 4000, 3000, False, 5), sizes) == []
+    assert sources.intermediates(sources.Picture("c3", "heic", 4032, 3024, False, 1), sizes)[-1].key.endswith(
         "intermediate.jpg")
     assert sources.original(sources.Picture("c3", "heic", 4032, 3024, False, 1)).key.endswith("master.jpg")

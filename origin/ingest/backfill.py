@@ -18,25 +18,25 @@ log = logging.getLogger("imagehost.backfill")
 BATCH = 500
 
 
-def intermediates(store, catalog, size: int) -> int:
+def intermediates(store, catalog, sizes: tuple[int, ...]) -> int:
     """Make every missing intermediate of a live content; returns how many were made."""
-    if not size:
+    if not sizes:
         return 0
     made = 0
     names = list(store.folders(keys.IMAGES))
     for start in range(0, len(names), BATCH):
         for content in catalog.get_contents(names[start: start + BATCH]).values():
             pic = sources.Picture.of_content(content)
-            target = sources.intermediate(pic, size)
-            if not content.live or target is None or store.exists(target.key):
+            missing = [s for s in sources.intermediates(pic, sizes) if not store.exists(s.key)]
+            if not content.live or not missing:
                 continue
             try:
                 original = store.get(sources.original(pic).key)
             except KeyMissing:  # reclaimed meanwhile
                 continue
-            data = sources.make(original, pic, size)
-            if data is not None:
-                store.put(target.key, data, "image/png" if pic.has_alpha else "image/jpeg")
+            made_now = sources.make(original, pic, sizes)  # one decode makes every rung: the missing are stored
+            for source in missing:
+                store.put(source.key, made_now[source.rung], sources.mime(pic))
                 made += 1
-                log.info("backfill: %s", target.key)
+                log.info("backfill: %s", source.key)
     return made

@@ -61,7 +61,7 @@ class Compactor:
     metrics: object = None
     stop_after: str = ""  # test hook: SIGKILL this process after that step
     orphan_min_age: float = ORPHAN_MIN_AGE_SECONDS
-    intermediate_size: int = 0  # IMAGEHOST_INTERMEDIATE_SIZE: 0 makes none
+    intermediate_sizes: tuple = ()  # IMAGEHOST_INTERMEDIATE_SIZES: none makes none
 
 
 @dataclass
@@ -290,7 +290,7 @@ def compact(ctx: Compactor) -> Report:
     _step_done(ctx, report, "delete")
     sweep(ctx, report)
     _step_done(ctx, report, "sweep")
-    report.intermediates = backfill.intermediates(ctx.store, ctx.catalog, ctx.intermediate_size)
+    report.intermediates = backfill.intermediates(ctx.store, ctx.catalog, ctx.intermediate_sizes)
     _step_done(ctx, report, "intermediates")
     return report
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pyvips
@@ -39,7 +39,7 @@ class Header:
 class Decoded:
     header: Header
     master: bytes | None  # set when renders must start from a decoded master
-    intermediate: bytes | None = None  # the render intermediate (pipeline/sources.py), where one pays
+    intermediates: dict = field(default_factory=dict)  # {rung: bytes}: the render intermediates (sources.py)
 
 
 def gets_master(data: bytes) -> bool:
@@ -70,29 +70,30 @@ def read_header(data: bytes, fmt: str) -> Header:
     return Header(fmt, width, height, bool(image.hasalpha()), int(pages))
 
 
-def decode_box(intermediate_size: int):
-    """`validate`'s decode_box: the long side to decode into when the picture gets an intermediate."""
+def decode_box(sizes: tuple[int, ...]):
+    """`validate`'s decode_box: the long side to decode into when the picture gets intermediates."""
     def box(width: int, height: int, frames: int) -> int | None:
-        return sources.intermediate_box(intermediate_size, width, height, frames)
+        return sources.intermediate_box(sizes, width, height, frames)
     return box
 
 
-def prepare(data: bytes, fmt: str, intermediate_size: int = 0, decoded=None) -> Decoded:
+def _picture(header: Header) -> sources.Picture:
+    return sources.Picture("-", header.fmt, header.width, header.height, header.has_alpha, header.pages)
+
+
+def prepare(data: bytes, fmt: str, sizes: tuple[int, ...] = (), decoded=None) -> Decoded:
     """Header facts for rendering, a master where libvips cannot decode the source itself, and
     the render intermediate where one pays, from `decoded` (validate's decode, upright) or the master.
 
     Call it on bytes that passed `validate` (which already proved they decode)."""
     if fmt in NEEDS_MASTER:
-        return _heif_master(data, intermediate_size)
+        return _heif_master(data, sizes)
     header = read_header(data, fmt)
-    intermediate = None
-    if decoded is not None and sources.intermediate_box(intermediate_size, header.width, header.height,
-                                                        header.pages):
-        intermediate = sources.encode(decoded, header.has_alpha)
-    return Decoded(header, None, intermediate)
+    made = sources.rungs(decoded, _picture(header), sizes) if decoded is not None else {}
+    return Decoded(header, None, made)
 
 
-def _heif_master(data: bytes, intermediate_size: int = 0) -> Decoded:
+def _heif_master(data: bytes, sizes: tuple[int, ...] = ()) -> Decoded:
     import pillow_heif
 
     try:
@@ -108,26 +109,28 @@ def _heif_master(data: bytes, intermediate_size: int = 0) -> Decoded:
     else:
         image.convert("RGB").save(out, "JPEG", quality=95, subsampling=0, icc_profile=icc)
     header = Header("heic", image.width, image.height, has_alpha, 1)
-    intermediate = None
-    box = sources.intermediate_box(intermediate_size, image.width, image.height, 1)
+    made = {}
+    box = sources.intermediate_box(sizes, image.width, image.height, 1)
     if box is not None:  # from the same decode as the master
         upright = sources.from_pillow(image).thumbnail_image(box, height=box, size="down")
-        intermediate = sources.encode(upright, has_alpha)
-    return Decoded(header, out.getvalue(), intermediate)
+        made = sources.rungs(upright, _picture(header), sizes)
+    return Decoded(header, out.getvalue(), made)
 
 
 def store_decoded(store: Store, content_id: str, decoded: Decoded, alias: bool) -> None:
     """The master and the intermediate of a content (an alias stores only what is missing)."""
     header = decoded.header
-    for key, blob, mime in ((keys.master_key(content_id, header.has_alpha), decoded.master, ""),
-                            (keys.intermediate_key(content_id, header.has_alpha), decoded.intermediate,
-                             "image/png" if header.has_alpha else "image/jpeg")):
+    mime = "image/png" if header.has_alpha else "image/jpeg"
+    objects = [(keys.master_key(content_id, header.has_alpha), decoded.master, "")] + [
+        (keys.intermediate_key(content_id, header.has_alpha, rung), blob, mime)
+        for rung, blob in decoded.intermediates.items()]
+    for key, blob, content_type in objects:
         if blob is not None and (not alias or not store.exists(key)):
-            store.put(key, blob, mime)
+            store.put(key, blob, content_type)
 
 
 def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state: str = "ready",
-           owner: str = "", filename: str = "", metrics=None, intermediate_size: int = 0) -> ImageRecord:
+           owner: str = "", filename: str = "", metrics=None, intermediate_sizes: tuple[int, ...] = ()) -> ImageRecord:
     """Store `data` as a new image and return its record (the trusted bulk import: no scan, no moderation).
 
     Bytes already stored (the same SHA-256 as a live content) make the new record an alias of
@@ -136,11 +139,11 @@ def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state
     becomes `state` only once its bytes are there."""
     try:
         checked = validate(data, limits, filename=filename or None, decode=not gets_master(data),
-                           decode_box=decode_box(intermediate_size))
+                           decode_box=decode_box(intermediate_sizes))
     except Rejected as exc:
         raise UnsupportedImage(exc.message, reason=exc.reason) from None
     fmt = checked.fmt
-    decoded = prepare(data, fmt, intermediate_size, checked.decoded)
+    decoded = prepare(data, fmt, intermediate_sizes, checked.decoded)
     header = decoded.header
     image_id = new_id()
     sha256 = hashlib.sha256(data).hexdigest()

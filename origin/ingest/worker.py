@@ -103,14 +103,14 @@ def step_validating(pipe: Pipeline, record) -> None:
                                 detail="the uploaded bytes never reached the store")
         return
     try:
-        size = pipe.settings.intermediate_size
+        sizes = pipe.settings.intermediate_sizes
         checked = validate(data, pipe.limits, declared_type=record.content_type or None, filename=record.filename,
-                           decode=not originals.gets_master(data), decode_box=originals.decode_box(size))
+                           decode=not originals.gets_master(data), decode_box=originals.decode_box(sizes))
         verdict = pipe.scanner.scan(data)
         if not verdict.clean:
             raise Rejected("malware", f"the malware scan found {verdict.signature}")
         try:
-            decoded = originals.prepare(data, checked.fmt, size, checked.decoded)
+            decoded = originals.prepare(data, checked.fmt, sizes, checked.decoded)
         except UnsupportedImage as exc:
             raise Rejected("corrupt", exc.message) from None
     except Rejected as exc:
@@ -200,15 +200,14 @@ def step_processing(pipe: Pipeline, record) -> None:
 
 
 def smallest_source(pipe: Pipeline, view) -> bytes:
-    """The pixels moderation and the thumbnails start from: the content's intermediate (made from the
-    validation decode; a fraction of the original's decode cost), or its render source."""
+    """The pixels moderation and the thumbnails start from: the content's smallest intermediate (made
+    from the validation decode; a fraction of the original's decode cost), or its render source."""
     pic = sources.Picture.of(view)
-    intermediate = sources.intermediate(pic, pipe.settings.intermediate_size)
-    if intermediate is not None:
+    for intermediate in sources.intermediates(pic, pipe.settings.intermediate_sizes):
         try:
             return pipe.store.get(intermediate.key)
-        except KeyMissing:  # validated before intermediates existed: its first miss makes one
-            pass
+        except KeyMissing:  # validated before intermediates existed: its first miss makes them
+            break
     return pipe.store.get(sources.original(pic).key)
 
 

@@ -2,20 +2,24 @@
 
     original       the upload, or the decoded HEIC master: full size. The only source of
                    /original, and of the sizes the intermediate cannot serve
-    intermediate   images/{content}/intermediate.{jpg|png} (keys.intermediate_key): upright,
-                   metadata-free but its ICC profile, JPEG q97 4:4:4 (PNG when the picture
-                   has alpha), its long side IMAGEHOST_INTERMEDIATE_SIZE. Made at ingest from
-                   the validation decode (the one decode of the original), else on the first
-                   miss that needs it, or by `imagehost compact`. Never evicted.
+    intermediates  a ladder of smaller copies, one per IMAGEHOST_INTERMEDIATE_SIZES long side
+                   (default 2400 and 1200): images/{content}/intermediate.{jpg|png} for the
+                   largest size, intermediate.{size}.{jpg|png} for the others (keys.intermediate_key).
+                   Upright, metadata-free but the ICC profile, JPEG q97 4:4:4 (PNG when the
+                   picture has alpha). Made at ingest from the validation decode (the one decode
+                   of the original; each smaller rung from the larger one's pixels), else on the
+                   first miss that needs one, or by `imagehost compact`. Never evicted.
 
 Rules (each checked by tests/test_render_quality.py against a full-decode + Lanczos reference):
 
-  * An intermediate is kept only where it pays: a still picture whose intermediate has at
-    most half the original's pixels. A smaller original decodes about as fast as its
-    intermediate would (and a q95 copy can have more bytes than the upload).
-  * A render starts from the smallest stored source at least as large as its output: the
-    intermediate serves a width up to its own width and a square up to its short side; a
-    source is never upscaled.
+  * A rung is kept only where it pays: a still picture, and at most half the pixels of the
+    next larger source (the original, or the rung above). A source not much larger decodes
+    about as fast (a q97 copy can have more bytes than the upload). Decoding is bound by the
+    entropy-coded bytes: a 2400-px q97 copy of a 12 MP phone photo is 3.6 MB, its 1200-px
+    rung 1 MB, so w150-w1200 come from the small rung and only w2400 from the large one.
+  * A render starts from the smallest stored source at least as large as its output: a
+    rung serves a width up to its own width (a pure re-encode at that width loses at most
+    0.0024 SSIM at q97) and a square up to its short side; a source is never upscaled.
   * From a JPEG intermediate, shrink-on-load leaves at least HEADROOM (3x) for the resize
     that follows. libjpeg's DCT-domain shrink is close to a box filter: an exact 1/4 shrink
     of a 2400-px intermediate to w600 loses sharpness a Lanczos resize keeps.
@@ -66,6 +70,7 @@ class Source:
     kind: str  # original | intermediate
     width: int
     height: int
+    rung: int | None = None  # an intermediate's key suffix (keys.intermediate_key): None for the largest
 
 
 def original(pic: Picture) -> Source:
@@ -74,23 +79,36 @@ def original(pic: Picture) -> Source:
     return Source(key, "original", pic.width, pic.height)
 
 
-def intermediate_box(size: int, width: int, height: int, pages: int) -> int | None:
-    """The long side an intermediate of this picture gets, or None when it is not worth one."""
-    if not size or pages > 1 or max(width, height) <= size:
-        return None
-    scale = size / max(width, height)
-    if (width * scale) * (height * scale) * MIN_PIXEL_RATIO > width * height:
-        return None
-    return size
+def ladder(sizes: tuple[int, ...], width: int, height: int, pages: int) -> list[int]:
+    """The rungs (long sides) a picture gets, largest first: each at most 1/MIN_PIXEL_RATIO of the
+    pixels of the source above it; none for an animation."""
+    rungs, above = [], width * height
+    for size in sorted(sizes, reverse=True):
+        if pages > 1 or size >= max(width, height):
+            continue
+        scale = size / max(width, height)
+        pixels = (width * scale) * (height * scale)
+        if pixels * MIN_PIXEL_RATIO <= above:
+            rungs.append(size)
+            above = pixels
+    return rungs
 
 
-def intermediate(pic: Picture, size: int) -> Source | None:
-    """The intermediate this picture has (or gets on its first miss), or None."""
-    if intermediate_box(size, pic.width, pic.height, pic.pages) is None:
-        return None
-    scale = size / max(pic.width, pic.height)
-    width, height = max(1, round(pic.width * scale)), max(1, round(pic.height * scale))
-    return Source(keys.intermediate_key(pic.content, pic.has_alpha), "intermediate", width, height)
+def intermediate_box(sizes: tuple[int, ...], width: int, height: int, pages: int) -> int | None:
+    """The long side the one decode at ingest goes to (the largest rung), or None: no intermediate."""
+    rungs = ladder(sizes, width, height, pages)
+    return rungs[0] if rungs else None
+
+
+def intermediates(pic: Picture, sizes: tuple[int, ...]) -> list[Source]:
+    """The intermediates this picture has (or gets on its first miss), smallest first."""
+    out = []
+    for size in ladder(sizes, pic.width, pic.height, pic.pages):
+        scale = size / max(pic.width, pic.height)
+        width, height = max(1, round(pic.width * scale)), max(1, round(pic.height * scale))
+        rung = None if size == max(sizes) else size
+        out.append(Source(keys.intermediate_key(pic.content, pic.has_alpha, rung), "intermediate", width, height, rung))
+    return out[::-1]
 
 
 def serves(source: Source, opts: RenderOptions) -> bool:
@@ -103,9 +121,9 @@ def serves(source: Source, opts: RenderOptions) -> bool:
     return False  # the full-size original
 
 
-def choose(pic: Picture, opts: RenderOptions, size: int) -> list[Source]:
+def choose(pic: Picture, opts: RenderOptions, sizes: tuple[int, ...]) -> list[Source]:
     """The sources that can serve `opts`, smallest first (the original last, always)."""
-    chosen = [s for s in (intermediate(pic, size),) if s is not None and not opts.animated and serves(s, opts)]
+    chosen = [s for s in intermediates(pic, sizes) if not opts.animated and serves(s, opts)]
     return chosen + [original(pic)]
 
 
@@ -142,12 +160,29 @@ def encode(image: pyvips.Image, has_alpha: bool) -> bytes:
     return image.jpegsave_buffer(Q=JPEG_QUALITY, subsample_mode="off", optimize_coding=True, keep="icc")
 
 
-def make(render_source: bytes, pic: Picture, size: int) -> bytes | None:
-    """The intermediate of a stored picture from its original's bytes (a first miss, compaction)."""
-    box = intermediate_box(size, pic.width, pic.height, pic.pages)
+def rungs(upright: pyvips.Image, pic: Picture, sizes: tuple[int, ...]) -> dict[int | None, bytes]:
+    """{rung: bytes} of every intermediate of `pic` (Source.rung), from one upright decode at least
+    as large as the largest rung: each rung resized from the one above it, in memory."""
+    out = {}
+    image = upright
+    for source in reversed(intermediates(pic, sizes)):
+        long_side = max(source.width, source.height)
+        if max(image.width, image.height) > long_side:
+            image = image.thumbnail_image(long_side, height=long_side, size="down").copy_memory()
+        out[source.rung] = encode(image, pic.has_alpha)
+    return out
+
+
+def make(render_source: bytes, pic: Picture, sizes: tuple[int, ...]) -> dict[int | None, bytes]:
+    """Every intermediate of a stored picture from its original's bytes (a first miss, compaction)."""
+    box = intermediate_box(sizes, pic.width, pic.height, pic.pages)
     if box is None:
-        return None
-    return encode(decode_upright(render_source, box), pic.has_alpha)
+        return {}
+    return rungs(decode_upright(render_source, box), pic, sizes)
+
+
+def mime(pic: Picture) -> str:
+    return "image/png" if pic.has_alpha else "image/jpeg"
 
 
 # --------------------------------------------------------------------- rendering from it

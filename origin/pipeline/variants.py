@@ -105,7 +105,7 @@ class Delivery:
         self.catalog = catalog
         self.metrics = metrics
         self.encoding = Encoding.from_settings(settings)
-        self.intermediate_size = settings.intermediate_size
+        self.intermediate_sizes = settings.intermediate_sizes
         self.budget_ms = settings.miss_budget_ms
         self.fallback_max_age = settings.fallback_max_age
         self.background = Background(settings.background_renders)
@@ -204,25 +204,27 @@ class Delivery:
 
     def _source(self, pic: sources.Picture, options: RenderOptions) -> tuple[sources.Source, bytes]:
         """The smallest stored source that serves `options`; a missing intermediate is made now."""
-        for source in sources.choose(pic, options, self.intermediate_size):
+        for source in sources.choose(pic, options, self.intermediate_sizes):
             try:
                 return source, self.store.get(source.key)
             except KeyMissing:
                 if source.kind == "original":
                     raise
-            data, _ = self._flight.do(source.key, lambda: self._make_intermediate(pic, source))
-            if data is not None:
-                return source, data
+            made, _ = self._flight.do(f"{keys.prefix(pic.content)}intermediates",
+                                      lambda: self._make_intermediates(pic))
+            if source.rung in made:
+                return source, made[source.rung]
         raise AssertionError("the original is always a source")
 
-    def _make_intermediate(self, pic: sources.Picture, source: sources.Source) -> bytes | None:
-        """An image stored before intermediates existed gets its own on the first miss that needs it."""
+    def _make_intermediates(self, pic: sources.Picture) -> dict:
+        """An image stored before intermediates existed gets them, from one decode, on the first miss
+        that needs one."""
         original = self.store.get(sources.original(pic).key)
         with self._slots:
-            data = sources.make(original, pic, self.intermediate_size)
-        if data is not None:
-            self.store.put(source.key, data, "image/png" if pic.has_alpha else "image/jpeg")
-        return data
+            made = sources.make(original, pic, self.intermediate_sizes)
+        for rung, data in made.items():
+            self.store.put(keys.intermediate_key(pic.content, pic.has_alpha, rung), data, sources.mime(pic))
+        return made
 
     def _etag(self, key: str, data: bytes) -> str:
         # keys are immutable (a content id is never reused), so a digest per key is enough
