@@ -1,6 +1,8 @@
-# imagehost origin: gunicorn + Falcon + libvips (from the pyvips-binary wheel).
-# Same settings as `make serve` (IMAGEHOST_EDGE=0: the CDN/edge runs as its own service).
-FROM python:3.11-slim-bookworm
+# imagehost images (deploy/docker-compose.yml builds both):
+#   origin   gunicorn + Falcon + libvips (from the pyvips-binary wheel): `imagehost serve`, `worker`, `setup`…
+#            Same settings as `make serve` (IMAGEHOST_EDGE=0: the CDN/edge runs as its own service).
+#   edge     nginx + njs with the configuration edge/render.py makes from the same IMAGEHOST_* settings
+FROM python:3.11-slim-bookworm AS origin
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -28,3 +30,16 @@ VOLUME ["/var/lib/imagehost"]
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,os; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['IMAGEHOST_PORT'])"
 ENTRYPOINT ["imagehost"]
 CMD ["serve"]
+
+FROM origin AS edge
+USER root
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nginx-light libnginx-mod-http-js \
+    && rm -rf /var/lib/apt/lists/*
+COPY edge ./edge
+COPY nginx ./nginx
+EXPOSE 8080
+VOLUME ["/var/cache/imagehost-edge"]
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz')"
+ENTRYPOINT ["python", "-m", "edge.render"]
+CMD ["--origins", "origin:8080", "--exec"]

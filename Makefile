@@ -11,8 +11,8 @@ TEST_PACKAGES  := $(SERVE_PACKAGES) mate-backgrounds lomiri-wallpapers-16.04 lom
                   varnish-vmod-digest chromium
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test bench bench-reads bench-throughput bench-ingest bench-encoders loadtest install serve-packages \
-        test-packages clean
+.PHONY: serve test bench bench-reads bench-throughput bench-ingest bench-encoders loadtest fuzz cluster faults \
+        install serve-packages test-packages clean
 
 install: $(STAMP)
 
@@ -67,6 +67,18 @@ bench-ingest: test-packages install
 # encoder settings: time, bytes and SSIM by WebP and AVIF effort (loadtest/bench_encoders.py)
 bench-encoders: test-packages install
 	$(BIN)/python loadtest/bench_encoders.py
+
+# the production shape on loopback (edge/cluster.py): nginx, 2 origins, 2 workers, PostgreSQL, S3 + SQS, clamd
+cluster: test-packages install
+	$(BIN)/python -m edge.cluster
+
+# the fault drill (loadtest/faults.py): the cluster under read and upload load, one part failing at a time
+faults: test-packages install
+	$(BIN)/python loadtest/faults.py
+
+# the property tests of tests/test_fuzz.py with many more examples and fresh randomness each run
+fuzz: install
+	IMAGEHOST_FUZZ_EXAMPLES=$${IMAGEHOST_FUZZ_EXAMPLES:-20000} IMAGEHOST_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 loadtest: test-packages install
 	$(BIN)/python loadtest/run_loadtest.py

@@ -13,7 +13,12 @@ def _alternatives(values) -> str:
     return "|".join(str(v) for v in sorted(set(values)))
 
 
-def variant_path(widths, thumb_sizes, formats=OUTPUT_FORMATS) -> str:
+PCRE_END = r"\z"  # the end of the subject: `$` would also match before a trailing newline
+PYTHON_END = r"\Z"  # the same in Python's re
+
+
+def variant_path(widths, thumb_sizes, formats=OUTPUT_FORMATS, end: str = PCRE_END) -> str:
+    """The allow-list as a PCRE pattern for nginx (end=PYTHON_END: the same for Python's re)."""
     variant = (f"(?:w(?:{_alternatives(widths)})|(?:sq|sm)(?:{_alternatives(thumb_sizes)}))"
                f"(?:\\.(?:{_alternatives(formats)}))?")
-    return f"^/images/[A-Za-z0-9_-]+/(?:original|{variant})$"
+    return f"^/images/[A-Za-z0-9_-]+/(?:original|{variant}){end}"

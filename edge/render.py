@@ -29,6 +29,7 @@ JS_SOURCES = ("signature.js", "purge.js")
 CACHE_LEVELS = (1, 2)
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
+FAIL_TIMEOUT = 2  # seconds an origin that failed is left out of the upstream group
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,13 @@ def _signature_check(settings) -> str:
 
 
 def _origin_servers(origin: str) -> str:
-    """One `server` line per origin; with several, a failed connection moves on to the next one
-    (proxy_next_upstream's default: error, timeout) and a dead origin rests for 5 s."""
+    """One `server` line per origin. With several, a request whose origin fails to connect or dies
+    mid-answer goes to the next one (proxy.conf: proxy_next_upstream), and a failed origin is left
+    out for FAIL_TIMEOUT: a rolling restart waits that long after each origin is back."""
     servers = [s.strip() for s in origin.split(",") if s.strip()]
     if not servers:
         raise ValueError("the edge needs at least one origin")
-    options = " max_fails=1 fail_timeout=5s" if len(servers) > 1 else ""
+    options = f" max_fails=1 fail_timeout={FAIL_TIMEOUT}s" if len(servers) > 1 else ""
     return "\n".join(f"        server {server}{options};" for server in servers)
 
 
@@ -161,3 +163,37 @@ def nginx_command(conf: Path, *, test: bool = False) -> list[str]:
     prefix = conf.parent
     command = [NGINX, "-p", f"{prefix}/", "-c", str(conf), "-e", str(prefix / "logs" / "error.log")]
     return command + (["-t", "-q"] if test else ["-g", "daemon off;"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m edge.render`: an edge for a deployment (deploy/docker-compose.yml's `edge`), its
+    settings from the same IMAGEHOST_* environment as the origins'."""
+    import argparse
+    import sys
+
+    from origin.config import ConfigError, Settings
+
+    parser = argparse.ArgumentParser(prog="python -m edge.render", description="render (and run) an nginx edge")
+    parser.add_argument("--listen", default="0.0.0.0:8080", help="address:port the edge serves")
+    parser.add_argument("--origins", required=True, help="the origins, comma-separated host:port (an upstream group)")
+    parser.add_argument("--prefix", default="/var/cache/imagehost-edge", help="config, cache, logs")
+    parser.add_argument("--cache-size", default="10g", help="the cache's max_size")
+    parser.add_argument("--exec", action="store_true", help="then run nginx in the foreground")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"imagehost edge: configuration error: {exc}", file=sys.stderr)
+        return 2
+    options = EdgeOptions(prefix=Path(args.prefix), listen=args.listen, origin=args.origins,
+                          cache_max_size=args.cache_size)
+    conf = render(settings, options)
+    print(f"imagehost edge: {conf} (origins {args.origins})", flush=True)
+    if args.exec:
+        command = nginx_command(conf)
+        os.execv(command[0], command)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -159,6 +159,10 @@ class Child:
         """Notice a dead child and schedule its restart; start it when its backoff is over."""
         if self.proc is not None and self.proc.poll() is not None:
             code = self.proc.returncode
+            try:  # what it left behind (a killed gunicorn's workers hold its socket): gone before a restart
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
             self.failures = 0 if now - self.started_at >= STABLE_SECONDS else self.failures + 1
             delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(0, self.failures - 1))
             _say(f"{self.name} exited with status {code}; starting it again in {delay:.1f} s"

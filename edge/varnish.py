@@ -12,7 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-from edge import negotiation
+from edge import allowlist, negotiation
 from edge.render import fill
 from origin.security.referers import RefererPolicy
 from origin.security.signing import SigningKeys
@@ -68,6 +68,7 @@ def render_vcl(settings, origin: str, path: Path) -> Path:
         "negotiated_url": negotiation.NEGOTIATED_URL,
         "accept_avif": negotiation.nginx_safe(negotiation.AVIF),
         "accept_webp": negotiation.nginx_safe(negotiation.WEBP),
+        "variant_path": allowlist.variant_path(settings.widths, settings.thumb_sizes),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(fill(TEMPLATE.read_text(), values))

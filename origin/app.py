@@ -107,9 +107,10 @@ def create_app(settings: Settings, store: Store, catalog: Catalog, metrics: Metr
 
 
 def open_ports(settings: Settings) -> Ports:
-    store = open_store(settings)
+    metrics = build_metrics()
+    store = open_store(settings, metrics)
     catalog = open_catalog(settings.catalog)
-    return Ports(store, catalog, build_metrics(), open_queue(settings, catalog), cdn=open_cdn(settings))
+    return Ports(store, catalog, metrics, open_queue(settings, catalog), cdn=open_cdn(settings))
 
 
 def start_workers(settings: Settings, ports: Ports):

@@ -11,8 +11,10 @@ from origin.config import ConfigError, Settings
 from origin.errors import ImagehostError
 
 
-def prepare(settings: Settings) -> Settings:
-    """Fill empty secrets (generated once into the data dir) and start clamd when scanning is on."""
+def prepare(settings: Settings, runs_jobs: bool = True) -> Settings:
+    """Fill empty secrets (generated once into the data dir) and, when this process runs jobs with
+    scanning on, start the project's clamd (a clamd at host:port is an operator's: not started, and
+    a worker that finds it down starts anyway: its jobs wait for it)."""
     from origin.security import dev_secrets
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -25,11 +27,14 @@ def prepare(settings: Settings) -> Settings:
         print(f"imagehost: development reviewer key: {reviewer}", flush=True)
         print(f"imagehost: (stored in {settings.data_dir / 'secrets.json'}; set IMAGEHOST_API_KEYS in production)",
               flush=True)
-    if settings.scan:
-        from origin.ports.scanner_clamd import ClamdScanner
+    if settings.scan and runs_jobs:
+        from origin.ports.scanner_clamd import ClamdScanner, tcp_address
         from origin.services.clamd import ensure_clamd, socket_path
 
         running = ClamdScanner(socket_path(settings), timeout=5).ping()
+        if not running and tcp_address(socket_path(settings)):
+            print(f"imagehost: clamd at {socket_path(settings)} does not answer yet; jobs wait for it", flush=True)
+            return settings
         os.environ["IMAGEHOST_CLAMD_SOCKET"] = str(ensure_clamd(settings))
         if not running:
             print(f"imagehost: started clamd for {settings.data_dir}; it keeps running after this command "
@@ -39,7 +44,8 @@ def prepare(settings: Settings) -> Settings:
 
 
 def cmd_serve(settings: Settings, args) -> int:
-    settings = prepare(settings)  # gunicorn's master then creates the schemas once (origin/gunicorn_conf.py)
+    # gunicorn's master then creates the schemas once (origin/gunicorn_conf.py)
+    settings = prepare(settings, runs_jobs=settings.queue == "local" and settings.worker_threads > 0)
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(settings.data_dir.resolve() / "metrics"))
     argv = ["gunicorn", "-c", "python:origin.gunicorn_conf", "origin.app:from_env()"]
     bind = os.environ.get("IMAGEHOST_BIND") or f"{settings.host}:{settings.port}"

@@ -49,6 +49,8 @@ class Settings:
     s3_prefix: str = ""
     s3_endpoint_url: str = ""
     s3_region: str = "us-east-1"
+    sqs_endpoint_url: str = ""  # default: the S3 endpoint (one server for both, as MinIO + ElasticMQ or moto)
+    store_cache_bytes: int = 1024 * 1024 * 1024  # S3 only: local read-through copies of immutable objects
     # delivery contract
     widths: tuple[int, ...] = (150, 300, 600, 1200, 2400)
     thumb_sizes: tuple[int, ...] = (64, 150, 300)
@@ -110,6 +112,10 @@ class Settings:
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "store"
+
+    @property
+    def store_cache_dir(self) -> Path:
+        return self.data_dir / "store-cache"
 
     @property
     def run_dir(self) -> Path:

@@ -11,6 +11,8 @@ delivery URL `/images/{record id}/w1200.avif` of a record whose content is C rea
                                        (intermediate.jpg, intermediate.1200.jpg: pipeline/sources.py)
     sources/{content}/source.{ext}     an upload kept for its owners after its content was collapsed
                                        into a near-duplicate (origin/ingest/compact.py)
+    records/{id}.json                  a ready record's delivery facts, read when the catalog is down
+                                       (origin/pipeline/fallback.py)
     uploads/{id}                       an upload not yet validated
     quarantine/{id}/upload             an upload refused by validation, kept for audit
 
@@ -27,11 +29,12 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{6,64}$")  # record and content ids (URL
 
 IMAGES = "images"
 SOURCES = "sources"
+RECORDS = "records"
 
 
 def check_id(image_id: str) -> str:
     """An image id as it may appear in a URL and a store key (InvalidRequest otherwise)."""
-    if not ID_PATTERN.match(image_id):
+    if not ID_PATTERN.fullmatch(image_id):
         raise InvalidRequest("malformed image id", image_id=image_id[:80])
     return image_id
 
@@ -59,6 +62,10 @@ def variant_key(content_id: str, name: str, fmt: str) -> str:
     return f"{prefix(content_id)}{name}.{FORMATS[fmt].ext}"
 
 
+def record_key(image_id: str) -> str:
+    return f"{RECORDS}/{image_id}.json"
+
+
 def upload_key(image_id: str) -> str:
     return f"uploads/{image_id}"
 
@@ -68,7 +75,8 @@ def quarantine_key(image_id: str) -> str:
 
 
 # what a key holds: originals and what stands in for them are never regenerable; the rest is
-OBJECT_CLASSES = ("source", "master", "intermediate", "thumbnail", "variant", "kept_source", "upload", "quarantine")
+OBJECT_CLASSES = ("source", "master", "intermediate", "thumbnail", "variant", "kept_source", "record", "upload",
+                  "quarantine")
 REGENERABLE = frozenset({"variant"})  # lazily rendered: evicted, it renders again on its next miss
 _THUMBNAIL = re.compile(r"^(?:sq|sm)[0-9]+\.[a-z0-9]+$")
 
@@ -77,6 +85,8 @@ def object_class(key: str) -> str:
     top, _, rest = key.partition("/")
     if top == SOURCES:
         return "kept_source"
+    if top == RECORDS:
+        return "record"
     if top == "uploads":
         return "upload"
     if top == "quarantine":
@@ -85,7 +95,7 @@ def object_class(key: str) -> str:
     stem = name.partition(".")[0]
     if stem in ("source", "master", "intermediate"):
         return stem
-    if _THUMBNAIL.match(name):
+    if _THUMBNAIL.fullmatch(name):
         return "thumbnail"
     return "variant"  # original.*, w1200.avif, and every other rendered name
 

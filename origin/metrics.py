@@ -24,6 +24,9 @@ class Metrics:
     renders_in_flight: Gauge
     duplicates: Counter  # uploads (or, in compaction, contents) found to be duplicates, by kind
     dedup_bytes_saved: Counter  # store bytes not written, or reclaimed, because of dedup
+    record_fallbacks: Counter  # records read from the store's fallback while the catalog was down
+    store_cache: Counter  # reads of immutable objects from the local copy in front of S3, by result
+    unstored_renders: Counter  # renders served although the store refused to keep them
 
     def exposition(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -59,5 +62,17 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         dedup_bytes_saved=Counter(
             "imagehost_dedup_bytes_saved", "Store bytes not written, or reclaimed, because of dedup", registry=registry
+        ),
+        store_cache=Counter(
+            "imagehost_store_cache_reads", "Reads of immutable objects through the local cache in front of S3, by "
+            "result (hit | miss)", ["result"], registry=registry,
+        ),
+        unstored_renders=Counter(
+            "imagehost_unstored_renders", "Renders served although the store could not keep them (it was down)",
+            registry=registry,
+        ),
+        record_fallbacks=Counter(
+            "imagehost_record_fallbacks", "Records read from the store's fallback while the catalog was down",
+            registry=registry,
         ),
     )

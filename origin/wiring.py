@@ -21,12 +21,18 @@ from origin.ports.store import Store
 INDEX_DISTANCE = 10  # what the hash index is built to guarantee; lookups use the configured distance
 
 
-def open_store(settings) -> Store:
-    """The adapter named by IMAGEHOST_STORE."""
+def open_store(settings, metrics=None) -> Store:
+    """The adapter named by IMAGEHOST_STORE; S3 behind a local read-through cache of the objects that
+    never change (IMAGEHOST_STORE_CACHE_BYTES; 0 turns it off)."""
     if settings.store == "s3":
         from origin.ports.store_s3 import S3Store
 
-        return S3Store.from_settings(settings)
+        store = S3Store.from_settings(settings)
+        if settings.store_cache_bytes > 0:
+            from origin.ports.store_cache import CachedStore
+
+            store = CachedStore(store, settings.store_cache_dir, settings.store_cache_bytes, metrics)
+        return store
     from origin.ports.store_local import LocalStore
 
     return LocalStore(settings.store_dir)

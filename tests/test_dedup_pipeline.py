@@ -26,6 +26,7 @@ from origin.ingest.compact import STEPS, Compactor, compact
 from origin.ingest.originals import new_id
 from origin.ingest.worker import Pipeline, run_job
 from origin.keys import upload_key
+from origin.pipeline import fallback
 from origin.metrics import build_metrics
 from origin.pipeline.variants import owner_source_key
 from origin.ports.catalog import ImageRecord
@@ -226,6 +227,8 @@ def test_a_bigger_near_duplicate_becomes_canonical_and_the_older_records_move(ho
         assert hamming(served_phash(client, image_id), before[small]) <= 6
     host.settle()
     assert host.folders() == {big} and host.folders("sources") == {small}
+    for image_id in (small, small_twin, big):  # the record fallback names the keys that remain
+        assert fallback.read(host.store, image_id).content_id == big
     assert host.download(small) == host.download(small_twin) == encode(resized(picture(), 0.8))
     fresh = host.client()
     assert images.size(fresh.simulate_get(f"/images/{small}/w600.png").content) == (600, 450)  # better now

@@ -17,7 +17,7 @@ from origin.http.sign import SignResource
 from origin.pipeline.negotiate import choose
 from origin.security.apikeys import ApiKeys
 from origin.security.referers import RefererPolicy, parse_hosts
-from origin.security.signing import SigningKeys, verify
+from origin.security.signing import SignatureRefused, SigningKeys, verify
 
 BROWSERS = {
     "chrome": ("image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8", "avif"),
@@ -132,3 +132,18 @@ def test_sign_needs_an_api_key():
     assert client.simulate_post("/v1/sign", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
     assert client.simulate_post("/v1/sign", body="{not json", headers={**AUTH, "Content-Type": "application/json"}
                                 ).status_code == 400
+
+
+def test_a_non_ascii_signature_is_refused_not_a_crash():
+    """Found by tests/test_fuzz.py: hmac.compare_digest raised TypeError (a 500) for `s=%C2%80`."""
+    keys = SigningKeys.parse("k1:secret")
+    with pytest.raises(SignatureRefused):
+        verify(keys, "/images/abcdefgh/w300", {"k": "k1", "e": "9999999999", "s": "\x80"})
+
+
+def test_an_expiry_has_one_spelling():
+    """int() reads Arabic-Indic digits and leading zeros; the edge (Number) refuses both: so does the origin."""
+    keys = SigningKeys.parse("k1:secret")
+    for spelling in ("١٨٠٠٠٠٠٦٠٠", "01800000600", "+1800000600", " 1800000600"):
+        with pytest.raises(SignatureRefused, match="malformed expiry"):
+            verify(keys, "/images/abcdefgh/w300", {"k": "k1", "e": spelling, "s": "x"}, now=0)

@@ -106,3 +106,11 @@ def test_signed_urls_in_vcl(stack):
                          (sign_path(SigningKeys.parse("k2:new"), path, 5, now=time.time() - 60), "expired")):
         resp = get(url + bad)
         assert resp.status_code == 403 and message in resp.json()["message"], bad
+
+
+@pytest.mark.parametrize("variant", ["w0300.webp", "w301", "sq2400.webp", "w300.tiff", "w300%0A"])
+def test_urls_off_the_allow_list_are_refused_at_the_edge(stack, variant):
+    origin, url, signed_url, ids = stack
+    answer = get(f"{url}/images/{ids[0]}/{variant}")
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_request", answer.text
+    assert get(f"{url}/images/{ids[0]}/w300.webp").status_code == 200

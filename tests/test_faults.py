@@ -147,3 +147,21 @@ def test_clamd_stopped_means_wait_not_skip(tmp_path):
     finally:
         stop(server.proc)
         stop_clamd(clamd)
+
+
+def test_the_queue_is_found_by_name_when_no_url_is_given(moto_server, clamd_socket, tmp_path):
+    """deploy/docker-compose.yml gives no queue URL: `imagehost setup` made the queue, workers find it."""
+    from origin.ports.queue_sqs import SqsQueue
+
+    s3_env = s3_setup(moto_server, clamd_socket, tmp_path / "var")  # a queue no other worker reads
+    env = {k: v for k, v in s3_env.items() if k.startswith("IMAGEHOST_") and k != "IMAGEHOST_SQS_QUEUE_URL"}
+    queue = SqsQueue.from_settings(Settings.from_env(env))
+    queue.send("Found1ByName")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        jobs = queue.receive(1)
+        if jobs:
+            break
+    assert [job.image_id for job in jobs] == ["Found1ByName"]
+    assert queue.queue_url == s3_env["IMAGEHOST_SQS_QUEUE_URL"]
+    queue.ack(jobs[0])

@@ -14,6 +14,7 @@ from origin import keys
     (keys.variant_key("C0ntent1", "w1200", "avif"), "variant"),
     (keys.variant_key("C0ntent1", "original", "jpeg"), "variant"),
     (keys.kept_source_key("C0ntent1", "png"), "kept_source"),
+    (keys.record_key("Rec0rd12"), "record"),
     (keys.upload_key("Rec0rd12"), "upload"),
     (keys.quarantine_key("Rec0rd12"), "quarantine"),
 ])

@@ -6,12 +6,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from dataclasses import replace
+
 import pytest
 
 from origin.config import Settings
 from origin.errors import NotFound, StoreUnavailable
 from origin.ports.store import KeyMissing
 from origin.ports.store_local import LocalStore
+from origin.ports.store_cache import CachedStore
 from origin.ports.store_s3 import S3Store
 from origin.wiring import open_store
 from tests.servers import free_port
@@ -19,10 +22,12 @@ from tests.servers import free_port
 BLOB = bytes(range(256)) * 257  # binary, not a multiple of any buffer size
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "s3-cached"])
 def store(request, tmp_path):
     if request.param == "local":
         return LocalStore(tmp_path / "store")
+    if request.param == "s3-cached":  # the port's contract holds through the local cache as well
+        return CachedStore(request.getfixturevalue("s3_store"), tmp_path / "cache", 64 * 1024 * 1024)
     return request.getfixturevalue("s3_store")
 
 
@@ -146,10 +151,12 @@ def test_s3_from_settings(s3_store, tmp_path):
         s3_region="eu-west-1",
     )
     store = open_store(settings)
-    assert isinstance(store, S3Store)
+    assert isinstance(store, CachedStore) and isinstance(store.inner, S3Store)  # a local cache by default
     store.put("images/fromset/original.png", b"png", "image/png")
     assert s3_store.get("images/fromset/original.png") == b"png"  # same bucket, same prefix
     assert store.client.meta.region_name == "eu-west-1"
+    assert (tmp_path / "store-cache" / "images" / "fromset" / "original.png").read_bytes() == b"png"
+    assert isinstance(open_store(replace(settings, store_cache_bytes=0)), S3Store)
 
 
 def test_s3_missing_bucket_is_unavailable_not_missing_key(moto_server):

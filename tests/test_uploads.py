@@ -61,6 +61,7 @@ def test_upload_to_ready_with_metadata_and_variants(host):
         for size in (64, 150, 300):
             for fmt in ("webp", "avif"):
                 assert (store / f"{kind}{size}.{fmt}").is_file()  # eager thumbnails exist before `ready`
+    assert (host.data_dir / "store" / "records" / f"{target['id']}.json").is_file()  # the record fallback
     public = requests.get(info["urls"]["widths"]["w300"], headers={"Accept": "image/avif"}, timeout=30)
     assert public.headers["Content-Type"] == "image/avif" and not images.has_gps(public.content)
     original = requests.get(info["urls"]["download"], headers=auth(), timeout=30)

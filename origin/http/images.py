@@ -9,8 +9,8 @@ from origin import keys
 from origin.errors import NotFound
 from origin.formats import BY_MIME
 from origin.ingest.compact import reclaim
-from origin.keys import quarantine_key, upload_key
-from origin.keys import check_id
+from origin.keys import check_id, quarantine_key, upload_key
+from origin.pipeline import fallback
 from origin.pipeline.variants import owner_source_key
 from origin.ports.catalog import RecordMissing
 from origin.security.apikeys import require_owner
@@ -132,7 +132,10 @@ def remove_image(store, catalog, cdn, forget, image_id: str) -> None:
     attach to it any more), then the bytes nobody else uses, then the edge caches.
 
     A crash between the steps leaves no record pointing at deleted bytes: what is left behind is
-    a `deleting` content or an unused kept source, which `imagehost compact` reclaims."""
+    a `deleting` content or an unused kept source, which `imagehost compact` reclaims. The record
+    fallback goes before the record (origin/pipeline/fallback.py): if the store refuses, nothing
+    was deleted."""
+    fallback.remove(store, image_id)
     removed = catalog.remove_record(image_id)
     forget(image_id)
     if removed is not None:

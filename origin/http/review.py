@@ -4,7 +4,8 @@ from __future__ import annotations
 from origin.errors import InvalidRequest, NotFound
 from origin.pipeline.render import Encoding, RenderOptions, render
 from origin.keys import check_id
-from origin.pipeline.variants import render_source_key, served_record
+from origin.pipeline.records import served_record
+from origin.pipeline.variants import render_source_key
 from origin.ports.catalog import RecordMissing
 from origin.security import signing
 from origin.security.apikeys import require_reviewer

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 
 from origin import keys
 from origin.errors import Unavailable
+from origin.pipeline import fallback
+from origin.pipeline.records import served
 from origin.pipeline.variants import source_format
 from origin.ingest import backfill
 from origin.ingest.dedup import Policy, count_duplicate, count_saved, neighbours, rank
@@ -138,6 +140,10 @@ def delete(ctx: Compactor, merge: Merge) -> bool:
         return True
     if content.live or content.repointed_at + ctx.policy.grace_seconds > ctx.catalog.db_now():
         return False
+    into = ctx.catalog.get_content(merge.into_id)
+    for record in ctx.catalog.records_of(into.id):  # their fallbacks still name the old keys
+        if record.servable:
+            fallback.write(ctx.store, served(record, into))
     saved = reclaim(ctx.store, ctx.catalog, content, ctx.index, measure=True) - content.bytes  # its source is kept
     ctx.catalog.set_merge_step(merge.id, "done")
     count_saved(ctx.metrics, saved)

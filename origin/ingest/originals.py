@@ -21,7 +21,8 @@ from origin.formats import FORMATS, NEEDS_MASTER
 from origin.ingest.dedup import count_duplicate
 from origin.ingest.sniff import sniff
 from origin.ingest.validate import Limits, Rejected, validate
-from origin.pipeline import sources
+from origin.pipeline import fallback, sources
+from origin.pipeline.records import served_record
 from origin.ports.catalog import Catalog, Content, ImageRecord
 from origin.ports.store import Store
 
@@ -170,6 +171,8 @@ def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state
     if not attached.alias or not store.exists(source_key):  # an alias stores only what is missing
         store.put(source_key, data, FORMATS[fmt].mime)
     store_decoded(store, content_id, decoded, attached.alias)
+    if state == "ready":  # the record fallback first (origin/pipeline/fallback.py), then ready
+        fallback.write(store, served_record(catalog, catalog.get(image_id)))
     catalog.transition(image_id, ("requested",), state)
     if attached.alias:
         count_duplicate(metrics, "exact", len(data) + len(decoded.master or b""))

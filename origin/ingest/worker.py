@@ -32,7 +32,9 @@ from origin.ingest import compact, dedup, originals, process
 from origin.ingest.validate import Limits, Rejected, validate
 from origin.pipeline import sources
 from origin.pipeline.render import Encoding
-from origin.pipeline.variants import owner_source_key, render_source_key, served, served_record, source_format
+from origin.pipeline import fallback
+from origin.pipeline.records import served, served_record
+from origin.pipeline.variants import owner_source_key, render_source_key, source_format
 from origin.ports.catalog import Content, RecordMissing
 from origin.ports.moderation import ModerationFailed
 from origin.ports.queue import Job
@@ -194,9 +196,24 @@ def step_processing(pipe: Pipeline, record) -> None:
             _store_thumbnails(pipe, view, base, source)
         else:
             process_content(pipe, record, replace(content, phash=phash), base, source)
-    if pipe.catalog.transition(record.id, ("processing",), "ready", phash=phash, metadata=json.dumps(info),
-                               reason="", detail=""):  # sha256 was recorded at validation
-        notify(pipe, record, "image.ready", {})
+    make_ready(pipe, record.id, lambda: pipe.catalog.transition(
+        record.id, ("processing",), "ready", phash=phash, metadata=json.dumps(info), reason="", detail=""),
+        lambda: notify(pipe, record, "image.ready", {}))  # sha256 was recorded at validation
+
+
+def make_ready(pipe: Pipeline, image_id: str, transition, then=lambda: None) -> None:
+    """The record fallback (origin/pipeline/fallback.py) is written first, then the record turns
+    ready; a transition that does not happen (deleted meanwhile) takes the fallback back."""
+    fallback.write(pipe.store, served_record(pipe.catalog, pipe.catalog.get(image_id)))
+    if transition():
+        then()
+        return
+    try:
+        if pipe.catalog.get(image_id).servable:  # another worker made it ready: the fallback is right
+            return
+    except RecordMissing:
+        pass
+    fallback.remove(pipe.store, image_id)
 
 
 def smallest_source(pipe: Pipeline, view) -> bytes:

@@ -38,7 +38,7 @@ def parse(image_id: str, variant: str, widths: tuple[int, ...], thumb_sizes: tup
     check_id(image_id)
     if variant == "original":
         return VariantRequest(image_id, "original", None, None)
-    match = VARIANT_PATTERN.match(variant)
+    match = VARIANT_PATTERN.fullmatch(variant)  # `$` alone would let a trailing newline through
     if not match:
         raise InvalidRequest(
             "malformed variant: expected original, w{width}, sq{size} or sm{size}, optionally .{fmt}",

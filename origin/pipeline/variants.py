@@ -1,6 +1,7 @@
 """Variants: find a variant in the store, or render it once, store it, return it.
 
-    record   the catalog record (briefly cached); only `ready` images are served.
+    record   the catalog record (briefly cached; origin/pipeline/records.py, with the store's
+             fallback while the catalog is down); only `ready` images are served.
              Its content (origin/ports/catalog.py) names the store keys and the
              picture (format, size, alpha, frames) that renders come from: an
              alias of another upload renders that content, under its keys
@@ -9,28 +10,35 @@
     defer    a negotiated miss whose format would encode too slowly is answered now with a
              faster one, briefly cacheable, while its own renders in the background (deferral.py)
     render   on a miss: from the smallest stored source that serves it (sources.py),
-             single-flight per key, bounded per process, then stored
+             single-flight per key, bounded per process, then stored. A lookup that
+             cannot reach the store renders too (its source may be in the local cache,
+             origin/ports/store_cache.py), and a render the store refuses is served all the same
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from cachetools import LRUCache, TTLCache
+from cachetools import LRUCache
 
 from origin import keys
-from origin.errors import NotFound
+from origin.errors import CatalogUnavailable, StoreUnavailable
 from origin.formats import BY_MIME, FORMATS
 from origin.pipeline import deferral, negotiate, sources
 from origin.pipeline.background import Background
 from origin.pipeline.flight import SingleFlight
+from origin.pipeline.records import Records
 from origin.pipeline.render import Encoding, RenderOptions, render
 from origin.pipeline.request import VariantRequest
-from origin.ports.catalog import Catalog, Content, ContentMissing, ImageRecord, RecordMissing
+from origin.ports.catalog import Catalog, ImageRecord
 from origin.ports.store import KeyMissing, Store
+
+
+log = logging.getLogger("imagehost.delivery")
 
 
 @dataclass(frozen=True)
@@ -49,23 +57,6 @@ class Variant:
 
 def source_format(record: ImageRecord) -> str:
     return BY_MIME[record.content_type].name
-
-
-def served(record: ImageRecord, content: Content) -> ImageRecord:
-    """The record as its delivery URLs render it: its content's keys and picture facts."""
-    return replace(record, content_id=content.id, content_type=content.content_type, width=content.width,
-                   height=content.height, has_alpha=content.has_alpha, pages=content.pages)
-
-
-def served_record(catalog: Catalog, record: ImageRecord) -> ImageRecord:
-    """`served` with the content read from the catalog; a record that is its own content is as it is
-    (its content was made from its own header)."""
-    if not record.content_id or record.content_id == record.id:
-        return record
-    try:
-        return served(record, catalog.get_content(record.content_id))
-    except ContentMissing:  # never while the record exists (catalog invariant); answer as for a gone image
-        raise NotFound("no such image", image_id=record.id) from None
 
 
 def render_source_key(record: ImageRecord) -> str:
@@ -109,30 +100,17 @@ class Delivery:
         self.budget_ms = settings.miss_budget_ms
         self.fallback_max_age = settings.fallback_max_age
         self.background = Background(settings.background_renders)
-        self._records: TTLCache = TTLCache(maxsize=50_000, ttl=settings.record_cache_seconds)
+        self.records = Records(catalog, store, settings.record_cache_seconds, metrics)
         self._etags: LRUCache = LRUCache(maxsize=200_000)
         self._lock = threading.Lock()
         self._flight = SingleFlight()
         self._slots = threading.BoundedSemaphore(settings.render_concurrency)
 
     def record(self, image_id: str) -> ImageRecord:
-        with self._lock:
-            record = self._records.get(image_id)
-        if record is None:
-            try:
-                record = self.catalog.get(image_id)
-            except RecordMissing:
-                raise NotFound("no such image", image_id=image_id) from None
-            if not record.servable:  # not cached: an approval must take effect at once
-                raise NotFound("no such image", image_id=image_id)
-            record = served_record(self.catalog, record)
-            with self._lock:
-                self._records[image_id] = record
-        return record
+        return self.records.get(image_id)
 
     def forget(self, image_id: str) -> None:
-        with self._lock:
-            self._records.pop(image_id, None)
+        self.records.forget(image_id)
 
     def variant(self, req: VariantRequest, accept: str | None) -> Variant:
         for attempt in (1, 2):
@@ -143,8 +121,8 @@ class Delivery:
                 data = self.store.get(key)
                 self.metrics.store_lookups.labels("hit").inc()
                 return Variant(data, fmt, self._etag(key, data), negotiated)
-            except KeyMissing:
-                self.metrics.store_lookups.labels("miss").inc()
+            except (KeyMissing, StoreUnavailable) as exc:
+                self.metrics.store_lookups.labels("miss" if isinstance(exc, KeyMissing) else "unavailable").inc()
             try:
                 if negotiated:
                     return self._negotiated_miss(key, record, req, fmt)
@@ -152,6 +130,9 @@ class Delivery:
                 return Variant(data, fmt, self._etag(key, data), negotiated, timing=f"render;dur={ms:.1f}")
             except KeyMissing:
                 if attempt == 2:
+                    if self.records.from_fallback(req.image_id):  # the catalog may know better: later
+                        raise CatalogUnavailable("the catalog cannot be reached to find this image's "
+                                                 "bytes", image_id=req.image_id) from None
                     raise
                 # its source is gone: a cached record whose content was collapsed into another
                 # and reclaimed after the grace (compact.py); read the record again
@@ -168,7 +149,7 @@ class Delivery:
         fast_key = keys.variant_key(record.content, req.name, now)
         try:
             data, timing = self.store.get(fast_key), "store"
-        except KeyMissing:
+        except (KeyMissing, StoreUnavailable):
             data, ms = self._rendered(fast_key, record, req, now)
             timing = f"render;dur={ms:.1f}"
         return Variant(data, now, self._etag(fast_key, data), True, max_age=self.fallback_max_age,
@@ -199,14 +180,25 @@ class Delivery:
                 self.metrics.renders_in_flight.dec()
         self.metrics.render_seconds.labels(fmt).observe(time.perf_counter() - started)
         self.metrics.renders.labels(fmt).inc()
-        self.store.put(key, out, FORMATS[fmt].mime)
+        self._put(key, out, FORMATS[fmt].mime)
         return out
+
+    def _put(self, key: str, data: bytes, mime: str) -> None:
+        try:
+            self.store.put(key, data, mime)
+        except StoreUnavailable as exc:  # the bytes are right; the next miss renders them again
+            log.warning("serving %s unstored: %s", key, exc.message)
+            self.metrics.unstored_renders.inc()
 
     def _source(self, pic: sources.Picture, options: RenderOptions) -> tuple[sources.Source, bytes]:
         """The smallest stored source that serves `options`; a missing intermediate is made now."""
         for source in sources.choose(pic, options, self.intermediate_sizes):
             try:
                 return source, self.store.get(source.key)
+            except StoreUnavailable:
+                if source.kind == "original":
+                    raise
+                continue  # the original may be in the local cache (store_cache.py)
             except KeyMissing:
                 if source.kind == "original":
                     raise
@@ -223,7 +215,7 @@ class Delivery:
         with self._slots:
             made = sources.make(original, pic, self.intermediate_sizes)
         for rung, data in made.items():
-            self.store.put(keys.intermediate_key(pic.content, pic.has_alpha, rung), data, sources.mime(pic))
+            self._put(keys.intermediate_key(pic.content, pic.has_alpha, rung), data, sources.mime(pic))
         return made
 
     def _etag(self, key: str, data: bytes) -> str:

@@ -129,6 +129,10 @@ class ContentsMixin:
             out.update((row[0], content_from_row(row)) for row in rows)
         return out
 
+    def records_of(self, content_id: str) -> list:
+        rows, _ = self._exec(f"SELECT {RECORD_SELECT} FROM images WHERE content_id = ? ORDER BY seq", (content_id,))
+        return [self._to_record(row) for row in rows]
+
     def content_owners(self, content_ids) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         for part in chunks(content_ids):

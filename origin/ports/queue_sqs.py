@@ -20,6 +20,11 @@ from origin.ports.queue import Job
 UPLOAD_MARKER = "uploads/"
 
 
+def queue_name(settings) -> str:
+    """The queue `imagehost setup` creates when IMAGEHOST_SQS_QUEUE_URL names none."""
+    return f"{settings.s3_bucket}-uploads"
+
+
 class QueueUnavailable(Unavailable):
     code = "queue_unavailable"
 
@@ -42,20 +47,31 @@ def image_ids(body: str) -> list[str]:
 
 
 class SqsQueue:
-    def __init__(self, client, queue_url: str, visibility_seconds: int = 120):
+    def __init__(self, client, queue_url: str, visibility_seconds: int = 120, queue_name: str = ""):
         self.client = client
-        self.queue_url = queue_url
+        self._queue_url = queue_url
+        self.queue_name = queue_name  # looked up on first use when no URL is given
         self.visibility = visibility_seconds
+
+    @property
+    def queue_url(self) -> str:
+        if not self._queue_url:
+            try:
+                self._queue_url = self.client.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
+            except (BotoCoreError, ClientError) as exc:
+                raise QueueUnavailable(f"sqs: no queue URL configured and {self.queue_name!r} not found: {exc}") \
+                    from exc
+        return self._queue_url
 
     @classmethod
     def from_settings(cls, settings) -> "SqsQueue":
         client = boto3.client(
             "sqs",
             region_name=settings.s3_region,
-            endpoint_url=settings.s3_endpoint_url or None,
+            endpoint_url=settings.sqs_endpoint_url or settings.s3_endpoint_url or None,
             config=Config(connect_timeout=2, read_timeout=25, retries={"max_attempts": 2}),
         )
-        return cls(client, settings.sqs_queue_url, settings.job_lease_seconds)
+        return cls(client, settings.sqs_queue_url, settings.job_lease_seconds, queue_name(settings))
 
     def _call(self, name: str, **kwargs):
         try:

@@ -12,11 +12,12 @@ import json
 import boto3
 from botocore.exceptions import ClientError
 
-from origin.ports.queue_sqs import UPLOAD_MARKER
+from origin.ports.queue_sqs import UPLOAD_MARKER, queue_name
 
 
 def _client(service: str, settings):
-    return boto3.client(service, region_name=settings.s3_region, endpoint_url=settings.s3_endpoint_url or None)
+    endpoint = settings.s3_endpoint_url if service == "s3" else settings.sqs_endpoint_url or settings.s3_endpoint_url
+    return boto3.client(service, region_name=settings.s3_region, endpoint_url=endpoint or None)
 
 
 def setup(settings) -> dict:
@@ -32,7 +33,7 @@ def setup(settings) -> dict:
     s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
         "AllowedMethods": ["POST", "PUT"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 3600}]})
     queue_url = settings.sqs_queue_url or sqs.create_queue(
-        QueueName=f"{bucket}-uploads", Attributes={"VisibilityTimeout": str(settings.job_lease_seconds)})["QueueUrl"]
+        QueueName=queue_name(settings), Attributes={"VisibilityTimeout": str(settings.job_lease_seconds)})["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     policy = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sqs:SendMessage",

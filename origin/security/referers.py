@@ -40,7 +40,7 @@ def parse_hosts(text: str) -> tuple[str, ...]:
         if not entry:
             continue
         bare = entry[2:] if entry.startswith("*.") else entry
-        if not bare or not HOST_CHARS.match(bare) or bare.startswith((".", "-")):
+        if not bare or not HOST_CHARS.fullmatch(bare) or bare.startswith((".", "-")):
             raise ValueError(f"referer allow-list entry {item.strip()!r} is not a host name (or *.host)")
         hosts.append(entry)
     return tuple(hosts)

@@ -14,12 +14,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from origin.errors import Forbidden
+
+
+EXPIRY = re.compile(r"0|[1-9][0-9]{0,11}")  # unix seconds, as sign_path writes them (and the edge checks)
 
 
 class SignatureRefused(Forbidden):
@@ -79,11 +83,12 @@ def verify(keys: SigningKeys, path: str, params: dict, now: float | None = None)
     secret = keys.secret(str(kid))
     if secret is None:
         raise SignatureRefused("unknown or retired signing key")
-    try:
-        expires_at = int(str(expires))
-    except ValueError:
-        raise SignatureRefused("malformed expiry") from None
-    if not hmac.compare_digest(signature(secret, path, expires_at), str(given)):
+    expires = str(expires)
+    if not EXPIRY.fullmatch(expires):  # one spelling, ASCII digits (int() would also read "0١٢")
+        raise SignatureRefused("malformed expiry")
+    expires_at = int(expires)
+    # bytes: compare_digest refuses non-ASCII str (a TypeError, that is a 500, for `s=%C2%80`)
+    if not hmac.compare_digest(signature(secret, path, expires_at).encode(), str(given).encode("utf-8", "replace")):
         raise SignatureRefused("signature does not match")
     if expires_at < (now if now is not None else time.time()):
         raise SignatureRefused("signed URL has expired")

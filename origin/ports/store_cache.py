@@ -1,0 +1,143 @@
+"""A read-through disk cache in front of a remote store (S3), one per origin or worker host.
+
+What lives under images/ and sources/ never changes once written (a content id is never reused,
+and every key under it names one rendering of it), so a local copy never goes stale. Reads of
+those keys are kept on local disk, up to `max_bytes` (least recently read out first): a miss then
+renders without a round trip for its source, and keeps rendering while the store cannot be reached.
+records/, uploads/ and quarantine/ change, and are always read from the store.
+
+Deletions through this store drop the local copies as well. Another host's copies of a deleted
+image are never read: delivery refuses a deleted record before it reads any store key.
+Several processes may share one cache directory: writes are atomic (temporary file + rename), and
+each process trims the directory when its own estimate of the total passes the budget.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+from origin.keys import IMAGES, SOURCES
+
+TRIM_TO = 0.9  # a trim leaves the cache at this share of its budget
+
+
+def cacheable(key: str) -> bool:
+    return key.startswith((f"{IMAGES}/", f"{SOURCES}/")) and ".." not in key.split("/")
+
+
+class CachedStore:
+    def __init__(self, inner, root: Path, max_bytes: int, metrics=None):
+        self.inner = inner
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.metrics = metrics
+        self._lock = threading.Lock()
+        self._estimate: int | None = None  # bytes under root, as of the last scan plus this process's writes
+
+    def __getattr__(self, name):  # folders, objects, ping, presigned_post, …: the store's own
+        return getattr(self.inner, name)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def get(self, key: str) -> bytes:
+        if cacheable(key):
+            path = self._path(key)
+            try:
+                data = path.read_bytes()
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            else:
+                try:
+                    os.utime(path)  # recently read: the last to go
+                except OSError:
+                    pass
+                self._count("hit")
+                return data
+            self._count("miss")
+        data = self.inner.get(key)
+        if cacheable(key):
+            self._keep(key, data)
+        return data
+
+    def put(self, key: str, data: bytes, content_type: str = "", **options) -> None:
+        self.inner.put(key, data, content_type, **options)
+        if cacheable(key):
+            self._keep(key, data)
+
+    def exists(self, key: str) -> bool:
+        return (cacheable(key) and self._path(key).is_file()) or self.inner.exists(key)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+        self._drop(self._path(key))
+
+    def delete_prefix(self, prefix: str) -> int:
+        count = self.inner.delete_prefix(prefix)
+        self._drop(self._path(prefix.rstrip("/")))
+        return count
+
+    def _count(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.store_cache.labels(result).inc()
+
+    def _keep(self, key: str, data: bytes) -> None:
+        if len(data) > self.max_bytes // 10:
+            return  # one object never takes a tenth of the cache
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            return  # a full or read-only disk costs the cache, never the request
+        with self._lock:
+            if self._estimate is None:
+                self._estimate = self._scan_total()
+            self._estimate += len(data)
+            over = self._estimate > self.max_bytes
+        if over:
+            self._trim()
+
+    def _files(self):
+        for path in self.root.rglob("*"):
+            if path.is_file() and not path.name.startswith(".tmp-"):
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
+                yield stat.st_mtime, stat.st_size, path
+
+    def _scan_total(self) -> int:
+        return sum(size for _, size, _ in self._files())
+
+    def _trim(self) -> None:
+        files = sorted(self._files())
+        total = sum(size for _, size, _ in files)
+        for _, size, path in files:
+            if total <= self.max_bytes * TRIM_TO:
+                break
+            try:
+                path.unlink()
+                total -= size
+            except FileNotFoundError:
+                pass
+        with self._lock:
+            self._estimate = total
+
+    @staticmethod
+    def _drop(path: Path) -> None:
+        import shutil
+
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                path.unlink()
+            except (FileNotFoundError, NotADirectoryError):
+                pass

@@ -1,0 +1,82 @@
+"""The local read-through cache in front of S3 (moto over HTTP): immutable objects come from local
+disk, changing ones always from S3, the budget holds, and a miss keeps rendering while the path to
+S3 is cut (edge/tcpproxy.py: moto keeps its state, the origin cannot reach it)."""
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+from falcon import testing
+
+from edge.tcpproxy import TcpProxy
+from origin import keys
+from origin.app import create_app
+from origin.ingest.originals import ingest
+from origin.ingest.validate import Limits
+from origin.ports.store_cache import CachedStore
+from origin.ports.store_s3 import S3Store
+from origin.wiring import open_catalog
+from tests import images
+
+
+@pytest.fixture
+def cut_s3(moto_server):
+    """An S3Store on a fresh moto bucket, reached through a proxy the test can cut."""
+    target = urlsplit(moto_server)
+    proxy = TcpProxy(("127.0.0.1", 0), (target.hostname, target.port)).start()
+    store = S3Store(f"cache-{uuid.uuid4().hex[:12]}", endpoint_url=proxy.url)
+    store.client.create_bucket(Bucket=store.bucket)
+    yield store, proxy
+    proxy.cut()
+
+
+def test_immutable_objects_are_read_locally_and_changing_ones_from_s3(cut_s3, tmp_path):
+    s3, proxy = cut_s3
+    cached = CachedStore(s3, tmp_path / "cache", 10 * 1024 * 1024)
+    cached.put("images/C0ntent1/source.jpg", b"source", "image/jpeg")
+    s3.put(keys.record_key("Rec0rd12"), b'{"v": 1}', "application/json")
+    assert cached.get(keys.record_key("Rec0rd12")) == b'{"v": 1}'
+    s3.put(keys.record_key("Rec0rd12"), b'{"v": 2}', "application/json")
+    assert cached.get(keys.record_key("Rec0rd12")) == b'{"v": 2}'  # never a stale copy of what changes
+    proxy.cut()
+    assert cached.get("images/C0ntent1/source.jpg") == b"source"  # S3 out of reach: the local copy
+    assert cached.exists("images/C0ntent1/source.jpg")
+    proxy.restore()
+    cached.delete_prefix("images/C0ntent1/")
+    assert not (tmp_path / "cache" / "images" / "C0ntent1").exists() and not s3.exists("images/C0ntent1/source.jpg")
+
+
+def test_the_budget_keeps_the_most_recently_read(cut_s3, tmp_path):
+    s3, _ = cut_s3
+    cached = CachedStore(s3, tmp_path / "cache", 100_000)
+    for n in range(30):
+        cached.put(f"images/C0ntent{n:02d}/w300.webp", bytes([n]) * 9_000, "image/webp")
+    files = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= 100_000
+    assert (tmp_path / "cache" / "images" / "C0ntent29" / "w300.webp").exists()  # the newest stays
+    assert not (tmp_path / "cache" / "images" / "C0ntent00" / "w300.webp").exists()
+    assert cached.get("images/C0ntent00/w300.webp") == bytes([0]) * 9_000  # trimmed: S3 still has it
+
+
+def test_a_miss_renders_while_s3_is_out_of_reach(cut_s3, tmp_path, settings, metrics):
+    s3, proxy = cut_s3
+    store = CachedStore(s3, tmp_path / "cache", 64 * 1024 * 1024, metrics)
+    catalog = open_catalog(settings.catalog)
+    client = testing.TestClient(create_app(settings, store, catalog, metrics))
+    limits = Limits.from_settings(settings)
+    seen = ingest(images.jpeg(images.scene(800, 600)), store, catalog, limits=limits).id
+    unseen = ingest(images.jpeg(images.scene(640, 480)), s3, catalog, limits=limits).id  # never through the cache
+    assert client.simulate_get(f"/images/{seen}/w300.webp").status_code == 200
+    proxy.cut()
+    fresh = client.simulate_get(f"/images/{seen}/w600.jpeg")  # its source is local: rendered, not stored
+    assert fresh.status_code == 200 and images.size(fresh.content) == (600, 450)
+    assert "imagehost_unstored_renders_total 1.0" in metrics.exposition().decode()
+    down = client.simulate_get(f"/images/{unseen}/w300.webp")
+    assert down.status_code == 503 and down.json["error"] == "store_unavailable"
+    proxy.restore()
+    assert client.simulate_get(f"/images/{unseen}/w300.webp").status_code == 200
+    assert not s3.exists(keys.variant_key(seen, "w600", "jpeg"))  # it was never stored
+    assert client.simulate_get(f"/images/{seen}/w600.jpeg").status_code == 200
+    assert s3.exists(keys.variant_key(seen, "w600", "jpeg"))  # the next miss stored it
+    catalog.close()
