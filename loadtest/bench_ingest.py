@@ -100,7 +100,7 @@ def limits(jpeg: bytes, heic: bytes, sock: str, tmp: str, repeat: int = 3) -> di
     store = LocalStore(settings.store_dir)
     out = {}
     for kind, data in (("12 MP JPEG", jpeg), ("12 MP HEVC HEIC", heic)):
-        runs = [stage_costs(data, settings, scanner, moderator, store) for _ in range(repeat)]
+        runs = [stage_costs(data, settings, scanner, moderator, store, sock) for _ in range(repeat)]
         out[kind] = {stage: statistics.median(r[stage] for r in runs) for stage in runs[0]}
     return out
 

@@ -148,6 +148,55 @@ def ingest_round(stack: Launched, paths: list[Path], tag: str, scratch: Path) ->
     return dict(zip(paths, ids))
 
 
+def profile(stack: Launched, work: list, ids: dict, get, seconds: float) -> None:
+    """py-spy (a scratch install) on the origin's gunicorn workers while they render `work` once, on new
+    content (`seconds` should cover it): where a request's time goes, by the frames its samples are in."""
+    from collections import Counter
+
+    from loadtest.peers import SCRATCH, _run
+
+    spy = SCRATCH / "imagehost-pyspy" / "bin" / "py-spy"
+    if not spy.exists():
+        _run(["python3", "-m", "venv", str(spy.parent.parent)], SCRATCH)
+        _run([str(spy.parent / "pip"), "install", "--quiet", "py-spy"], SCRATCH)
+    outs, procs = [], []
+    for pid in stack.worker_pids():
+        out = SCRATCH / f"imagehost-pyspy-{pid}.txt"
+        outs.append(out)
+        procs.append(subprocess.Popen([str(spy), "record", "--pid", str(pid), "--duration", str(int(seconds)),
+                                       "--rate", "200", "--format", "raw", "--idle", "--threads", "--output", str(out)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(1.0)
+    timed(work, lambda i, job: get(f"{stack.url}/images/{ids[job[0]]}/w{job[1]}.{job[2]}"), CONNECTIONS)
+    for proc in procs:
+        proc.wait(60)
+    buckets, leaves, total = Counter(), Counter(), 0
+    for out in outs:
+        for line in out.read_text().splitlines() if out.exists() else []:
+            stack_text, _, count = line.rpartition(" ")
+            frames = stack_text.split(";")
+            n = int(count)
+            if not any("ThreadWorker.handle" in f for f in frames):
+                continue  # idle threads, the arbiter, background threads: no request being answered
+            total += n
+            names = " ".join(frames)
+            if "_render_and_store" not in names:
+                buckets["not rendering (HTTP, store lookup, waiting)"] += n
+            elif any(k in names for k in ("load (", "load_intermediate")):
+                buckets["render: load + resize (libvips)"] += n
+            elif "encode (" in names:
+                buckets["render: encode (libvips)"] += n
+            elif "_put" in names or "put (" in names:
+                buckets["render: store write (fsync)"] += n
+            else:
+                buckets["render: other"] += n
+            leaves[frames[-1].split(" (")[0]] += n
+    print(f"\npy-spy on the origin's workers, {seconds:.0f} s, {total} samples in request threads")
+    for name, n in buckets.most_common():
+        print(f"  {name:<48}{n / max(total, 1):7.1%}")
+    print("  top leaf frames: " + ", ".join(f"{name} {n / max(total, 1):.0%}" for name, n in leaves.most_common(6)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -155,6 +204,7 @@ def main() -> int:
     parser.add_argument("--systems", default="raw,origin,origin+sources,thumbor,ipx")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "imagehost-bench-photos")
     parser.add_argument("--quick", action="store_true", help="2 photos, 2 rounds: checks the script")
+    parser.add_argument("--profile", type=float, default=0, help="then py-spy the origin's workers for N s")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.photos = 2, 2
@@ -192,7 +242,7 @@ def main() -> int:
                     def fetch(i, job):
                         path, width, fmt = job
                         return render(sources[path], RenderOptions("w", width, fmt, *_size(path)), ENCODING)
-                    seconds, bad = timed(work, fetch, CORES)
+                    seconds, bad = timed(work, fetch, CONNECTIONS)  # the clients' concurrency: fair under load
                 elif name.startswith("origin"):
                     stack, mine = running[name], ids[name]
                     seconds, bad = timed(work, lambda i, job: get(
@@ -205,6 +255,9 @@ def main() -> int:
                 rates[name].append(len(work) / seconds)
                 line.append(f"{name} {len(work) / seconds:.2f}")
             print(f"round {rnd + 1}: " + ", ".join(line) + " img/s", flush=True)
+        if args.profile and "origin" in running:
+            profile(running["origin"], work, ingest_round(running["origin"], paths, "profile", scratch), get,
+                    args.profile)
     finally:
         for thing in running.values():
             if isinstance(thing, Launched):

@@ -20,6 +20,24 @@ from origin.pipeline import sources
 from origin.pipeline.render import Encoding, RenderOptions, colour, encode
 
 
+def clamd_cpu(socket_path: str) -> float:
+    """CPU seconds the clamd serving `socket_path` has used (the scan runs in that process, not this one)."""
+    import os
+    from pathlib import Path
+
+    conf_dir = str(Path(socket_path).parent)
+    tick = os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "clamd" in command and conf_dir in command:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / tick
+    return 0.0
+
+
 def _timed(costs: OrderedDict, name: str, fn):
     started = time.process_time()
     wall = time.perf_counter()
@@ -31,7 +49,7 @@ def _timed(costs: OrderedDict, name: str, fn):
     return out
 
 
-def stage_costs(data: bytes, settings: Settings, scanner, moderator, store) -> OrderedDict:
+def stage_costs(data: bytes, settings: Settings, scanner, moderator, store, clamd_socket: str = "") -> OrderedDict:
     """{stage: CPU seconds} for one upload through the worker's steps (store writes to `store`)."""
     costs: OrderedDict = OrderedDict()
     limits = Limits.from_settings(settings)
@@ -51,7 +69,9 @@ def stage_costs(data: bytes, settings: Settings, scanner, moderator, store) -> O
                       lambda: sources.rungs(checked.decoded, pic, sizes))
         decoded = originals.Decoded(header, None, made)
     header = decoded.header
+    before = clamd_cpu(clamd_socket)
     _timed(costs, "malware scan (clamd)", lambda: scanner.scan(data))
+    costs["malware scan (clamd)"] += clamd_cpu(clamd_socket) - before  # clamd's own CPU
     smallest = decoded.intermediates[min(decoded.intermediates, key=lambda r: r or 10 ** 9)] \
         if decoded.intermediates else (decoded.master or data)
     _timed(costs, "moderation (NudeNet)", lambda: moderator.score(smallest))
