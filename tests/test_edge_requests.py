@@ -4,6 +4,7 @@ refuse (a size off the allow-list, a second spelling of a number) is a 400 at th
 origin nothing."""
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -65,13 +66,15 @@ def test_an_early_refusal_of_a_large_body_reaches_the_client(stack):
                                      "w300.webp.jpeg", "original.webp"])
 def test_a_url_off_the_allow_list_is_refused_at_the_edge(stack, variant):
     origin, edge, _ = stack
-    before = origin_requests(origin)
+    mark = uuid.uuid4().hex
+    direct = requests.get(f"{origin.url}/images/abcdefgh/{variant}?mark={mark}", timeout=10)
+    assert direct.status_code == 400  # the origin refuses it too
+    before = origin_requests(origin, settled_on=f"mark={mark}")  # its log line is written
     answer = requests.get(f"{edge.url}/images/abcdefgh/{variant}", timeout=10)
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
     assert "no-store" in answer.headers["Cache-Control"]
-    assert origin_requests(origin) == before  # the origin never saw it
-    direct = requests.get(f"{origin.url}/images/abcdefgh/{variant}", timeout=10)
-    assert direct.status_code == 400  # and would have refused it too
+    requests.get(f"{origin.url}/healthz?mark=after-{mark}", timeout=10)
+    assert origin_requests(origin, settled_on=f"mark=after-{mark}") == before + 1  # the edge forwarded nothing
 
 
 def test_canonical_urls_pass_the_edge(stack):
