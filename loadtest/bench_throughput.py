@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -264,6 +265,7 @@ def main() -> int:
                 thing.__exit__()
             else:
                 thing.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
     print(f"\nuncached renders, img/s over {args.rounds} rounds (median, min-max)")
     for name in systems:
         values = rates[name]
