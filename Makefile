@@ -7,13 +7,15 @@ BIN    := $(VENV)/bin
 # what `make serve` runs on: the malware scanner and the edge
 SERVE_PACKAGES := clamav-daemon nginx-light libnginx-mod-http-js
 # what the tests and benchmarks add: real photos, a load generator, Varnish, a browser
-TEST_PACKAGES  := $(SERVE_PACKAGES) mate-backgrounds wrk varnish varnish-vmod-digest chromium prometheus
+TEST_PACKAGES  := $(SERVE_PACKAGES) mate-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 wrk varnish \
+                  varnish-vmod-digest chromium prometheus
 # every Debian wallpaper package: the benign photos loadtest/bench_moderation.py measures the model on
 MODERATION_BENCH_PACKAGES := mate-backgrounds gnome-backgrounds ukui-wallpapers plasma-workspace-wallpapers \
 	lomiri-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 sway-backgrounds
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test bench bench-moderation loadtest fuzz cluster faults install serve-packages test-packages clean
+.PHONY: serve test bench bench-moderation bench-reads bench-throughput bench-ingest bench-encoders loadtest fuzz \
+        cluster faults install serve-packages test-packages clean
 
 install: $(STAMP)
 
@@ -57,6 +59,22 @@ bench: test-packages install
 bench-moderation: install
 	$(call apt_install,$(MODERATION_BENCH_PACKAGES))
 	$(BIN)/python loadtest/bench_moderation.py
+
+# cold-start reads through `make serve`'s launcher (loadtest/bench_reads.py)
+bench-reads: test-packages install
+	$(BIN)/python loadtest/bench_reads.py
+
+# uncached render throughput: the origin, the raw pyvips loop, thumbor, ipx (loadtest/bench_throughput.py)
+bench-throughput: test-packages install
+	$(BIN)/python loadtest/bench_throughput.py
+
+# uploads per second through the whole pipeline against the sum of its stages (loadtest/bench_ingest.py)
+bench-ingest: test-packages install
+	$(BIN)/python loadtest/bench_ingest.py
+
+# encoder settings: time, bytes and SSIM by WebP and AVIF effort (loadtest/bench_encoders.py)
+bench-encoders: test-packages install
+	$(BIN)/python loadtest/bench_encoders.py
 
 # the production shape on loopback (edge/cluster.py): nginx, 2 origins, 2 workers, PostgreSQL, S3 + SQS, clamd
 cluster: test-packages install

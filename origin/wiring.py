@@ -133,7 +133,8 @@ def open_compactor(settings, metrics=None):
     from origin.ingest.dedup import Policy
 
     return Compactor(open_store(settings), open_catalog(settings.catalog), hash_index_for(settings.catalog),
-                     Policy.from_settings(settings), metrics, settings.compact_stop_after)
+                     Policy.from_settings(settings), metrics, settings.compact_stop_after,
+                     intermediate_sizes=settings.intermediate_sizes)
 
 
 def prepare_backends(settings) -> list[str]:

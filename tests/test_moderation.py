@@ -9,10 +9,7 @@ from __future__ import annotations
 import pytest
 
 from origin.config import ConfigError, Settings
-from origin.errors import ImagehostError
 from origin.ports.moderation import (
-    WEIGHTS,
-    ModerationFailed,
     Verdict,
     check_setting,
     explicit_score,
