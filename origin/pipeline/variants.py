@@ -120,6 +120,7 @@ class Delivery:
             try:
                 data = self.store.get(key)
                 self.metrics.store_lookups.labels("hit").inc()
+                self._prefetch_source(record)
                 return Variant(data, fmt, self._etag(key, data), negotiated)
             except (KeyMissing, StoreUnavailable) as exc:
                 self.metrics.store_lookups.labels("miss" if isinstance(exc, KeyMissing) else "unavailable").inc()
@@ -138,6 +139,15 @@ class Delivery:
                 # and reclaimed after the grace (compact.py); read the record again
                 self.forget(req.image_id)
         raise AssertionError("unreachable")
+
+    def _prefetch_source(self, record: ImageRecord) -> None:
+        """A store with a local cache (store_cache.py) copies in the image's smallest render source, so
+        this origin can render its other variants even while the store is out of reach."""
+        prefetch = getattr(self.store, "prefetch", None)
+        if prefetch is not None:
+            pic = sources.Picture.of(record)
+            smallest = sources.intermediates(pic, self.intermediate_sizes) or [sources.original(pic)]
+            prefetch(smallest[0].key)
 
     def _negotiated_miss(self, key: str, record: ImageRecord, req: VariantRequest, fmt: str) -> Variant:
         now = deferral.answer_now(fmt, record.has_alpha, render_options(req, record, fmt), self.encoding,
