@@ -6,13 +6,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # what `make serve` runs on: the malware scanner and the edge
 SERVE_PACKAGES := clamav-daemon nginx-light libnginx-mod-http-js
-# what the tests and benchmarks add: real photos (mate-backgrounds and, for the cost benchmark, more
-# of Debian's wallpaper packages), a load generator, Varnish, a browser
-TEST_PACKAGES  := $(SERVE_PACKAGES) mate-backgrounds wrk varnish varnish-vmod-digest chromium \
-                  plasma-workspace-wallpapers ukui-wallpapers lomiri-wallpapers lomiri-wallpapers-16.04 sway-backgrounds
+# what the tests and benchmarks add: real photos (Debian's wallpaper packages: the test photos, and the
+# benchmarks' libraries), a load generator, Varnish, a browser, Prometheus
+TEST_PACKAGES  := $(SERVE_PACKAGES) mate-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 wrk varnish \
+                  varnish-vmod-digest chromium prometheus plasma-workspace-wallpapers ukui-wallpapers lomiri-wallpapers \
+                  sway-backgrounds
+# every Debian wallpaper package: the benign photos loadtest/bench_moderation.py measures the model on
+MODERATION_BENCH_PACKAGES := mate-backgrounds gnome-backgrounds ukui-wallpapers plasma-workspace-wallpapers \
+	lomiri-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 sway-backgrounds
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test bench bench-cost loadtest fuzz cluster faults install serve-packages test-packages clean
+.PHONY: serve test bench bench-moderation bench-reads bench-throughput bench-ingest bench-encoders bench-cost \
+        loadtest fuzz cluster faults install serve-packages test-packages clean
 
 install: $(STAMP)
 
@@ -22,7 +27,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# Installs the Debian packages that are missing. The project starts its own clamd,
+# Installs the Debian packages that are missing. The project starts its own clamd, Prometheus (tests),
 # nginx and varnishd on loopback with its own configuration; the distribution's
 # services (and freshclam, which would fetch signatures) are kept stopped.
 define apt_install
@@ -32,7 +37,8 @@ define apt_install
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 		if [ -d /run/systemd/system ]; then \
-			$$SUDO systemctl disable --now nginx varnish varnishncsa clamav-daemon clamav-freshclam 2>/dev/null || true; \
+			$$SUDO systemctl disable --now nginx varnish varnishncsa clamav-daemon clamav-freshclam prometheus \
+				prometheus-node-exporter 2>/dev/null || true; \
 		fi; \
 	fi
 endef
@@ -51,6 +57,26 @@ test: test-packages install
 
 bench: test-packages install
 	$(BIN)/python loadtest/bench_render.py
+
+bench-moderation: install
+	$(call apt_install,$(MODERATION_BENCH_PACKAGES))
+	$(BIN)/python loadtest/bench_moderation.py
+
+# cold-start reads through `make serve`'s launcher (loadtest/bench_reads.py)
+bench-reads: test-packages install
+	$(BIN)/python loadtest/bench_reads.py
+
+# uncached render throughput: the origin, the raw pyvips loop, thumbor, ipx (loadtest/bench_throughput.py)
+bench-throughput: test-packages install
+	$(BIN)/python loadtest/bench_throughput.py
+
+# uploads per second through the whole pipeline against the sum of its stages (loadtest/bench_ingest.py)
+bench-ingest: test-packages install
+	$(BIN)/python loadtest/bench_ingest.py
+
+# encoder settings: time, bytes and SSIM by WebP and AVIF effort (loadtest/bench_encoders.py)
+bench-encoders: test-packages install
+	$(BIN)/python loadtest/bench_encoders.py
 
 # the production shape on loopback (edge/cluster.py): nginx, 2 origins, 2 workers, PostgreSQL, S3 + SQS, clamd
 cluster: test-packages install

@@ -83,8 +83,10 @@ def _origin_servers(origin: str) -> str:
     servers = [s.strip() for s in origin.split(",") if s.strip()]
     if not servers:
         raise ValueError("the edge needs at least one origin")
-    options = f" max_fails=1 fail_timeout={FAIL_TIMEOUT}s" if len(servers) > 1 else ""
-    return "\n".join(f"        server {server}{options};" for server in servers)
+    if len(servers) == 1:
+        return f"        server {servers[0]};"
+    lines = ["        hash $origin_route consistent;"]
+    return "\n".join(lines + [f"        server {server} max_fails=1 fail_timeout={FAIL_TIMEOUT}s;" for server in servers])
 
 
 def _plain_server(options: EdgeOptions) -> str:

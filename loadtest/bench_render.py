@@ -56,7 +56,7 @@ PASSED_THROUGH = {f"IMAGEHOST_{name}" for name in (
     "JPEG_QUALITY", "WEBP_QUALITY", "AVIF_QUALITY", "AVIF_EFFORT", "RENDER_CONCURRENCY", "THREADS",
     "WIDTHS", "THUMB_SIZES", "RECORD_CACHE_SECONDS")}
 # a delivery-only origin, as in production where `imagehost worker` runs apart: no upload
-# pipeline threads (NudeNet, clamd) in the gunicorn workers, no hotlink checks
+# pipeline threads (moderation model, clamd) in the gunicorn workers, no hotlink checks
 DELIVERY_ONLY = {"IMAGEHOST_WORKER_THREADS": "0", "IMAGEHOST_SCAN": "0", "IMAGEHOST_MODERATION": "off",
                  "IMAGEHOST_EDGE": "0", "IMAGEHOST_REFERERS": "", "IMAGEHOST_SIGNING_REQUIRED": "0"}
 METRIC_LINE = re.compile(r"^(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)(?P<labels>\{[^}]*\})?\s+(?P<value>\S+)$", re.M)

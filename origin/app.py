@@ -18,6 +18,7 @@ from functools import partial
 
 import falcon
 
+from origin import logs
 from origin.config import Settings
 from origin.errors import InvalidRequest
 from origin.http import errors
@@ -25,7 +26,8 @@ from origin.http.delivery import DeliveryResource, access_checks
 from origin.http.drain import DrainUnreadBody
 from origin.http.health import HealthResource, ReadyResource
 from origin.http.images import ImageListResource, ImageResource, OriginalDownloadResource, remove_image
-from origin.http.metrics import MetricsResource
+from origin.http.metrics import LiveCollector, MetricsResource
+from origin.http.observe import Observe
 from origin.http.openapi import OpenApiResource
 from origin.http.review import ReviewDecisionResource, ReviewPreviewResource, ReviewQueueResource
 from origin.http.sign import SignResource
@@ -74,7 +76,8 @@ def create_app(settings: Settings, store: Store, catalog: Catalog, metrics: Metr
                queue: Queue | None = None, cdn=None) -> falcon.App:
     settings = with_ephemeral_secrets(settings)
     queue = queue if queue is not None else open_queue(settings, catalog)
-    app = falcon.App(media_type=falcon.MEDIA_JSON, middleware=[DrainUnreadBody(settings.max_upload_bytes)])
+    app = falcon.App(media_type=falcon.MEDIA_JSON,
+                     middleware=[Observe(metrics), DrainUnreadBody(settings.max_upload_bytes)])
     app.req_options.strip_url_path_trailing_slash = False
     errors.install(app)
 
@@ -102,7 +105,7 @@ def create_app(settings: Settings, store: Store, catalog: Catalog, metrics: Metr
 
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(store, catalog))
-    app.add_route("/metrics", MetricsResource(metrics))
+    app.add_route("/metrics", MetricsResource(metrics, live=[LiveCollector(store, catalog, cdn)]))
     return app
 
 
@@ -128,6 +131,7 @@ def start_workers(settings: Settings, ports: Ports):
 def from_env() -> falcon.App:
     """The gunicorn entry point (`origin.app:from_env()`), called once in each worker."""
     configure_libvips()
+    logs.configure()  # JSON lines on stderr: requests, job steps, the rest
     settings, _ = dev_secrets.ensure(Settings.from_env())  # every worker reads the same secrets
     ports = open_ports(settings)
     if settings.queue == "local" and settings.worker_threads > 0:

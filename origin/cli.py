@@ -1,4 +1,5 @@
-"""The `imagehost` command: serve, ingest, worker, setup, compact, lifecycle, cost, stop."""
+"""The `imagehost` command: serve, ingest, worker, setup, compact, lifecycle, cost, stop, and the
+operators' images, delete, approve, reject, moderation-eval (their work lives in origin/admin/)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from origin.config import ConfigError, Settings
 from origin.errors import ImagehostError
-from origin.ports.catalog import MaintenanceBusy
+from origin.ports.catalog import STATES, MaintenanceBusy
 
 BUSY = 75  # EX_TEMPFAIL: another maintenance run holds the guard
 
@@ -93,9 +94,11 @@ def cmd_worker(settings: Settings, args) -> int:
     import signal
     import threading
 
+    from origin import logs
     from origin.app import open_ports, start_workers
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure()  # imagehost's own lines (one per job step) as JSON
     settings = prepare(settings)
     stop_requested = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -123,33 +126,24 @@ def cmd_setup(settings: Settings, args) -> int:
 
 
 def cmd_ingest(settings: Settings, args) -> int:
-    from origin.ingest.originals import ingest
-    from origin.ingest.validate import Limits
-    from origin.metrics import build_metrics
-    from origin.wiring import open_catalog, open_store
+    from origin.admin import ingest
 
-    store = open_store(settings)
-    catalog = open_catalog(settings.catalog)
-    metrics = build_metrics()  # adds to /metrics when PROMETHEUS_MULTIPROC_DIR is shared with the origin
-    failures = 0
-    for name in args.paths:
-        path = Path(name)
-        try:
-            data = path.read_bytes()
-            record = ingest(data, store, catalog, limits=Limits.from_settings(settings), filename=path.name,
-                            metrics=metrics)
-        except OSError as exc:
-            print(f"imagehost: {name}: cannot read: {exc.strerror}", file=sys.stderr)
-            failures += 1
-            continue
-        except ImagehostError as exc:
-            print(f"imagehost: {name}: refused: {exc.message}", file=sys.stderr)
-            failures += 1
-            continue
-        url = f"{settings.base_url}/images/{record.id}/original"
-        print(json.dumps({"id": record.id, "url": url, "file": name}), flush=True)
-    catalog.close()
-    return 1 if failures else 0
+    return ingest.run(settings, args)
+
+
+def cmd_admin(settings: Settings, args) -> int:
+    """images / delete / approve / reject (origin/admin/images.py)."""
+    from origin.admin import images
+
+    run = {"images": images.list_images, "delete": images.delete, "approve": images.decide,
+           "reject": images.decide}[args.command]
+    return run(settings, args)
+
+
+def cmd_moderation_eval(settings: Settings, args) -> int:
+    from origin.admin import moderation_eval
+
+    return moderation_eval.run(settings, args)
 
 
 def _maintenance(name: str, ctx, work) -> int:
@@ -236,8 +230,29 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="run the origin under gunicorn on the configured port")
     sub.add_parser("worker", help="consume the upload queue: validate, scan, moderate, process")
     sub.add_parser("setup", help="create the S3 bucket, SQS queue and bucket notification")
-    ingest = sub.add_parser("ingest", help="store image files as new images; one JSON line per file")
+    ingest = sub.add_parser("ingest", help="import files, folders (recursive) and s3://bucket/prefix; one JSON "
+                                           "line per file, a summary at the end; rerun to resume")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
+    ingest.add_argument("--owner", help="whose images they become (default: the first API key's owner)")
+    ingest.add_argument("-j", "--jobs", type=int, default=1, help="files imported in parallel (default 1)")
+    ingest.add_argument("--scan", action="store_true", help="malware-scan each file with clamd, as uploads are")
+    ingest.add_argument("--moderate", action="store_true", help="run the moderation model; over the threshold: held")
+    ingest.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    images = sub.add_parser("images", help="list images: a table, or JSON lines with --json")
+    images.add_argument("--owner")
+    images.add_argument("--state", choices=STATES)
+    images.add_argument("--limit", type=int, default=100)
+    images.add_argument("--json", action="store_true")
+    for name, text in (("delete", "delete images everywhere: record, bytes, edge caches (as the API does)"),
+                       ("approve", "approve held images: processing continues"),
+                       ("reject", "reject held images: deleted and purged")):
+        sub.add_parser(name, help=text).add_argument("ids", nargs="+", metavar="ID")
+    evaluate = sub.add_parser("moderation-eval", help="precision, recall and a threshold curve on labelled folders")
+    evaluate.add_argument("pos_dir", metavar="POS_DIR", help="pictures that should be held")
+    evaluate.add_argument("neg_dir", metavar="NEG_DIR", help="pictures that should not")
+    evaluate.add_argument("--model", help="an IMAGEHOST_MODERATION value (default: the configured one)")
+    evaluate.add_argument("--threshold", type=float, help="default: IMAGEHOST_NSFW_THRESHOLD")
+    evaluate.add_argument("--json", action="store_true")
     sub.add_parser("stop", help="stop what runs on this data dir: make serve's edge and origin, and clamd")
     sub.add_parser("compact", help="collapse duplicates found late, reclaim storage; safe to kill and rerun")
     lifecycle = sub.add_parser("lifecycle", help="move objects to colder tiers, evict variants over the budget")
@@ -254,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"imagehost: configuration error: {exc}", file=sys.stderr)
         return 2
     commands = {"serve": cmd_serve, "ingest": cmd_ingest, "worker": cmd_worker, "setup": cmd_setup,
-                "compact": cmd_compact, "lifecycle": cmd_lifecycle, "cost": cmd_cost, "stop": cmd_stop}
+                "compact": cmd_compact, "lifecycle": cmd_lifecycle, "cost": cmd_cost, "stop": cmd_stop,
+                "images": cmd_admin, "delete": cmd_admin, "approve": cmd_admin, "reject": cmd_admin,
+                "moderation-eval": cmd_moderation_eval}
     return commands[args.command](settings, args)
 
 

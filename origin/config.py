@@ -62,6 +62,11 @@ class Settings:
     webp_quality: int = 80
     avif_quality: int = 55
     avif_effort: int = 2
+    webp_effort: int = 4
+    intermediate_sizes: tuple[int, ...] = (1200, 2400)  # long sides of the render intermediates; 0: none
+    miss_budget_ms: int = 100  # a negotiated miss never waits for an encode predicted longer; 0: never defers
+    fallback_max_age: int = 10  # Cache-Control max-age of a fast-format answer while the asked one renders
+    background_renders: int = 1  # threads per worker process rendering deferred formats
     record_cache_seconds: float = 2.0
     # limits (validation reads them before anything is decoded)
     max_upload_bytes: int = 20 * 1024 * 1024
@@ -88,7 +93,7 @@ class Settings:
     job_lease_seconds: int = 120  # visibility timeout: a job whose worker died is retried after this
     clamd_socket: str = ""  # default: {data_dir}/clamd/clamd.sock
     scan: bool = True
-    moderation: str = "nudenet"  # nudenet | fixed:<score> (tests) | off
+    moderation: str = "open_nsfw"  # open_nsfw | nudenet (opt-in extra) | fixed:<score> (tests) | off
     nsfw_threshold: float = 0.6
     webhook_secret: str = ""  # HMAC key for callback webhooks; empty: generated into data_dir
     # dedup (origin/ingest/dedup.py): exact duplicates are always aliased; these govern the perceptual kind
@@ -184,6 +189,15 @@ class Settings:
             raise ConfigError("IMAGEHOST_CATALOG_URL must start with sqlite:/// or postgresql://")
         if not 0 <= self.avif_effort <= 9:
             raise ConfigError("IMAGEHOST_AVIF_EFFORT must be between 0 and 9")
+        if not 0 <= self.webp_effort <= 6:
+            raise ConfigError("IMAGEHOST_WEBP_EFFORT must be between 0 and 6")
+        if not self.widths or not self.thumb_sizes:
+            raise ConfigError("IMAGEHOST_WIDTHS and IMAGEHOST_THUMB_SIZES must not be empty")
+        if self.intermediate_sizes and min(self.intermediate_sizes) < max(self.thumb_sizes):
+            raise ConfigError("IMAGEHOST_INTERMEDIATE_SIZES must be 0 (none) or each at least the largest thumbnail size")
+        if self.miss_budget_ms < 0 or self.fallback_max_age < 1 or self.background_renders < 1:
+            raise ConfigError("IMAGEHOST_MISS_BUDGET_MS must be >= 0, IMAGEHOST_FALLBACK_MAX_AGE and "
+                              "IMAGEHOST_BACKGROUND_RENDERS >= 1")
         if self.render_concurrency < 1:
             raise ConfigError("IMAGEHOST_RENDER_CONCURRENCY must be at least 1")
         if not 0 <= self.dedup_distance <= 10:  # the pHash index guarantees full recall up to 10
@@ -232,5 +246,5 @@ def _parse(type_name: str, raw: str):
     if type_name == "Path":
         return Path(raw)
     if type_name.startswith("tuple[int"):
-        return _ints(raw)
+        return () if raw.strip() in ("", "0") else _ints(raw)
     return raw

@@ -7,7 +7,8 @@ delivery URL `/images/{record id}/w1200.avif` of a record whose content is C rea
     images/{content}/original.{ext}    /images/{id}/original: auto-rotated, stripped
     images/{content}/w1200.avif        /images/{id}/w1200.avif, and so on
     images/{content}/sq150.webp        eager thumbnails (sq, sm), rendered at ingest
-    images/{content}/intermediate.*    the render intermediate: a smaller upright copy renders start from
+    images/{content}/intermediate.*    the render intermediates: smaller upright copies renders start from
+                                       (intermediate.jpg, intermediate.1200.jpg: pipeline/sources.py)
     sources/{content}/source.{ext}     an upload kept for its owners after its content was collapsed
                                        into a near-duplicate (origin/ingest/compact.py)
     records/{id}.json                  a ready record's delivery facts, read when the catalog is down
@@ -48,6 +49,13 @@ def source_key(content_id: str, fmt: str) -> str:
 
 def master_key(content_id: str, has_alpha: bool) -> str:
     return f"{prefix(content_id)}master.{'png' if has_alpha else 'jpg'}"
+
+
+def intermediate_key(content_id: str, has_alpha: bool, size: int | None = None) -> str:
+    """A render intermediate (origin/pipeline/sources.py): JPEG, or PNG when the picture has alpha.
+    The largest is `intermediate.{ext}`; a smaller rung of the ladder `intermediate.{size}.{ext}`."""
+    ext = "png" if has_alpha else "jpg"
+    return f"{prefix(content_id)}intermediate.{ext}" if size is None else f"{prefix(content_id)}intermediate.{size}.{ext}"
 
 
 def variant_key(content_id: str, name: str, fmt: str) -> str:

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import multiprocess
 
 RENDER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,28 @@ class Metrics:
     transitions: Counter  # objects moved to a colder tier by `imagehost lifecycle`, by tier
     cold_answers: Counter  # requests whose source was archived, by answer (standin | unavailable)
     metrics_since: Gauge  # when these figures started (the oldest process's start)
+    # requests and jobs (origin/http/observe.py, origin/ingest/joblog.py)
+    http_requests: Counter = None  # by route template, method, status
+    http_seconds: Histogram = None  # by route template
+    job_steps: Counter = None  # by step (the state it ran in) and outcome (ok | retry | error)
+    job_step_seconds: Histogram = None  # by step
+    resting: Counter = None  # images that came to rest, by state (ready | quarantined | held) and reason
 
-    def exposition(self) -> bytes:
+    def exposition(self, live=()) -> bytes:
+        """The counters (summed over every worker process when PROMETHEUS_MULTIPROC_DIR is set),
+        then `live` collectors read at scrape time (queue depth, backends up: origin/http/metrics.py)."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+            text = generate_latest(registry)
+        else:
+            text = generate_latest(self.registry)
+        if live:
+            extra = CollectorRegistry()
+            for collector in live:
+                extra.register(collector)
+            text += generate_latest(extra)
+        return text
 
 
 def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
@@ -85,6 +101,26 @@ def build_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         record_fallbacks=Counter(
             "imagehost_record_fallbacks", "Records read from the store's fallback while the catalog was down",
             registry=registry,
+        ),
+        http_requests=Counter(
+            "imagehost_http_requests", "Requests answered, by route template, method and status", ["route", "method", "status"],
+            registry=registry,
+        ),
+        http_seconds=Histogram(
+            "imagehost_http_request_seconds", "Time to answer a request, by route template", ["route"],
+            buckets=HTTP_BUCKETS, registry=registry,
+        ),
+        job_steps=Counter(
+            "imagehost_job_steps", "Pipeline steps run, by step (the state it ran in) and outcome (ok | retry | error)",
+            ["step", "outcome"], registry=registry,
+        ),
+        job_step_seconds=Histogram(
+            "imagehost_job_step_seconds", "Time one pipeline step took, by step", ["step"], buckets=RENDER_BUCKETS,
+            registry=registry,
+        ),
+        resting=Counter(
+            "imagehost_images_resting", "Images that came to rest, by state (ready | quarantined | held) and reason",
+            ["state", "reason"], registry=registry,
         ),
         **_lifecycle_metrics(registry),
     )

@@ -110,8 +110,9 @@ def open_scanner(settings) -> Scanner:
 def open_moderator(setting: str, *, threads: int = 1) -> Moderator:
     """The adapter named by IMAGEHOST_MODERATION.
 
-    "nudenet" returns a moderator whose model loads on first use (or on `load()`),
-    once per process; `threads` caps onnxruntime's intra-op threads.
+    "open_nsfw" (the default) and "nudenet" (an opt-in extra) return a moderator whose model
+    loads on first use (or on `load()`), once per process; `threads` caps onnxruntime's
+    intra-op threads.
     """
     name, value, delay = parse_setting(setting)
     if name == "off":
@@ -120,9 +121,13 @@ def open_moderator(setting: str, *, threads: int = 1) -> Moderator:
         from origin.ports.moderation_fixed import FixedModerator
 
         return FixedModerator(value, delay)
-    from origin.ports.moderation_nudenet import NudeNetModerator
+    if name == "nudenet":
+        from origin.ports.moderation_nudenet import NudeNetModerator
 
-    return NudeNetModerator(threads=threads)
+        return NudeNetModerator(threads=threads)
+    from origin.ports.moderation_opennsfw import OpenNsfwModerator
+
+    return OpenNsfwModerator(threads=threads)
 
 
 def open_compactor(settings, metrics=None):
@@ -131,7 +136,8 @@ def open_compactor(settings, metrics=None):
     from origin.ingest.dedup import Policy
 
     return Compactor(open_store(settings), open_catalog(settings.catalog), hash_index_for(settings.catalog),
-                     Policy.from_settings(settings), metrics, settings.compact_stop_after)
+                     Policy.from_settings(settings), metrics, settings.compact_stop_after,
+                     intermediate_sizes=settings.intermediate_sizes)
 
 
 def open_lifecycle(settings, metrics=None):

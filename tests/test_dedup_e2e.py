@@ -119,11 +119,18 @@ def test_bulk_ingest_stores_the_same_file_once(host):
     path = NATURE / "Wood.jpg"
     done = host.ingest(path, path)
     assert done.returncode == 0, done.stderr
-    first, second = (json.loads(line)["id"] for line in done.stdout.splitlines())
-    assert folder(host, first).is_dir() and not folder(host, second).exists()
-    for image_id in (first, second):
-        resp = fetch(f"{host.url}/images/{image_id}/w300", Accept="image/webp")
-        assert images.size(resp.content)[0] == 300
+    first, second = (json.loads(line) for line in done.stdout.splitlines())
+    assert first["status"] == "imported" and folder(host, first["id"]).is_dir()
+    assert second == {**first, "status": "already_in"}  # the owner has these bytes: the same image
+    resp = fetch(f"{host.url}/images/{first['id']}/w300", Accept="image/webp")
+    assert images.size(resp.content)[0] == 300
+    # another owner's import of the same bytes is an alias of the stored content: nothing stored again
+    other = subprocess.run([sys.executable, "-m", "origin.cli", "ingest", "--owner", "someone-else", str(path)],
+                           env=host.env, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    alias = json.loads(other.stdout)
+    assert alias["status"] == "exact_duplicate" and not folder(host, alias["id"]).exists()
+    resp = fetch(f"{host.url}/images/{alias['id']}/w300", Accept="image/webp")
+    assert images.size(resp.content)[0] == 300
 
 
 def test_different_photos_are_not_collapsed(host):

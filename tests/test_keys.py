@@ -8,6 +8,7 @@ from origin import keys
     (keys.source_key("C0ntent1", "jpeg"), "source"),
     (keys.master_key("C0ntent1", False), "master"),
     ("images/C0ntent1/intermediate.jpg", "intermediate"),
+    ("images/C0ntent1/intermediate.1200.jpg", "intermediate"),
     (keys.variant_key("C0ntent1", "sq150", "webp"), "thumbnail"),
     (keys.variant_key("C0ntent1", "sm64", "avif"), "thumbnail"),
     (keys.variant_key("C0ntent1", "w1200", "avif"), "variant"),

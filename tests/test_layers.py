@@ -7,9 +7,9 @@ from pathlib import Path
 
 ORIGIN = Path(__file__).resolve().parent.parent / "origin"
 # each layer may import the layers listed after it, never those before it
-LAYERS = ("cli", "app", "wiring", "http", "ingest", "pipeline", "lifecycle", "services", "ports", "security",
+LAYERS = ("cli", "admin", "app", "wiring", "http", "ingest", "pipeline", "lifecycle", "services", "ports", "security",
           "base")
-BASE = {"config", "errors", "formats", "keys", "metrics", "tiers"}
+BASE = {"config", "errors", "formats", "keys", "metrics", "logs", "tiers"}
 TOP = {"gunicorn_conf": "cli"}  # wires like the command does
 
 

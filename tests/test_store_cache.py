@@ -80,3 +80,31 @@ def test_a_miss_renders_while_s3_is_out_of_reach(cut_s3, tmp_path, settings, met
     assert client.simulate_get(f"/images/{seen}/w600.jpeg").status_code == 200
     assert s3.exists(keys.variant_key(seen, "w600", "jpeg"))  # the next miss stored it
     catalog.close()
+
+
+def test_serving_a_stored_variant_copies_in_the_images_smallest_source(cut_s3, tmp_path, settings, metrics):
+    """So the origin the edge routes this image to can render its other variants while S3 is cut."""
+    import time
+
+    s3, proxy = cut_s3
+    limits = Limits.from_settings(settings)
+    catalog = open_catalog(settings.catalog)
+    image_id = ingest(images.jpeg(images.scene(3000, 2000)), s3, catalog, limits=limits,
+                      intermediate_sizes=settings.intermediate_sizes).id  # into S3 alone
+    elsewhere = testing.TestClient(create_app(settings, s3, catalog, metrics))  # another origin renders one
+    assert elsewhere.simulate_get(f"/images/{image_id}/w300.webp").status_code == 200
+    store = CachedStore(s3, tmp_path / "cache", 64 * 1024 * 1024, metrics)
+    client = testing.TestClient(create_app(settings, store, catalog, metrics))
+    hits = metrics.store_lookups.labels("hit")._value.get()
+    assert client.simulate_get(f"/images/{image_id}/w300.webp").status_code == 200  # served from S3
+    assert metrics.store_lookups.labels("hit")._value.get() == hits + 1
+    rung = tmp_path / "cache" / "images" / image_id / "intermediate.1200.jpg"
+    deadline = time.monotonic() + 10
+    while not rung.exists():
+        assert time.monotonic() < deadline, "the smallest intermediate was not copied in"
+        time.sleep(0.05)
+    proxy.cut()
+    for variant in ("w600.webp", "w1200.jpeg", "sm300.avif"):  # from the local rung, S3 out of reach
+        assert client.simulate_get(f"/images/{image_id}/{variant}").status_code == 200, variant
+    proxy.restore()
+    catalog.close()

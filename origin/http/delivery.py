@@ -9,6 +9,15 @@ from origin.security.signing import SigningKeys, verify
 CACHE_FOREVER = ["public", "max-age=31536000", "immutable"]
 
 
+def cache_control(max_age: int | None) -> list[str]:
+    """A year and immutable; or, for an answer that stands in for the final one (a fast format while
+    the asked one renders, a stand-in while an archived source is restored), a short lifetime that
+    the edge may serve stale while it fetches the final variant in the background."""
+    if max_age is None:
+        return CACHE_FOREVER
+    return ["public", f"max-age={max_age}", f"stale-while-revalidate={max_age * 6}"]
+
+
 def access_checks(settings) -> dict:
     """DeliveryResource's hotlink checks from settings (the edge runs the same ones first, hits included)."""
     referers = RefererPolicy.from_settings(settings)
@@ -35,7 +44,8 @@ class DeliveryResource:
         request = parse(image_id, variant, self.widths, self.thumb_sizes)
         result = self.delivery.variant(request, req.get_header("Accept"))
         resp.etag = result.etag
-        resp.cache_control = CACHE_FOREVER if not result.lifetime else ["public", f"max-age={result.lifetime}"]
+        resp.cache_control = cache_control(result.max_age)
+        resp.set_header("Server-Timing", result.timing)
         if result.negotiated:
             resp.vary = ["Accept"]
         matches = req.if_none_match or []

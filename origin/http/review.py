@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from origin.errors import InvalidRequest, NotFound
+from origin.ingest.review import approve
 from origin.pipeline.render import Encoding, RenderOptions, render
 from origin.keys import check_id
 from origin.pipeline.records import served_record
@@ -64,8 +65,7 @@ class ReviewDecisionResource:
         if record.state != "held":
             raise NotFound("this image is not waiting for review", state=record.state)
         if action == "approve":
-            if self.catalog.transition(image_id, ("held",), "processing", reason="", detail=f"approved by {reviewer.name}"):
-                self.queue.send(image_id)
+            approve(self.catalog, self.queue, image_id, reviewer.name)
             resp.media = {"id": image_id, "state": "processing"}
         else:
             self.remover(image_id)

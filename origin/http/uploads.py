@@ -7,6 +7,7 @@ itself and carries a signed, expiring, single-use token.
 """
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from datetime import datetime, timezone
@@ -86,6 +87,8 @@ class UploadsResource:
             id=image_id, content_type=declared if declared.startswith("image/") else "", width=0, height=0,
             bytes=0, sha256="", state="requested", owner=owner.name, filename=filename, callback_url=callback,
             created_at=datetime.now(timezone.utc),
+            # the worker's log lines carry the id of the request that made the upload (http/observe.py)
+            metadata=json.dumps({"request_id": getattr(req.context, "request_id", "")}),
         ))
         expires_in = self.settings.upload_url_seconds
         base = self.settings.public_base(req.prefix)

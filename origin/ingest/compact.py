@@ -19,6 +19,8 @@ steps for the near-duplicates it finds inline (origin/ingest/dedup.py).
     sweep     reclaim every other content that is `deleting` (a delete that died
               half-way) or unreferenced, store folders under images/ with neither a
               content row nor a record, and kept sources no record uses
+    intermediates  make the render intermediate of every content stored before they
+              existed (origin/ingest/backfill.py)
 
 Crash safety: every step is idempotent and starts from what the catalog says.
 An intent is written before the first object moves; a record moves only in the
@@ -44,12 +46,13 @@ from origin.errors import Unavailable
 from origin.pipeline import fallback
 from origin.pipeline.records import served
 from origin.pipeline.variants import source_format
+from origin.ingest import backfill
 from origin.ingest.dedup import Policy, count_duplicate, count_saved, neighbours, rank
 from origin.ports.catalog import ContentMissing, Merge
 from origin.ports.store import KeyMissing
 
 log = logging.getLogger("imagehost.compact")
-STEPS = ("plan", "preserve", "repoint", "grace", "delete", "sweep")
+STEPS = ("plan", "preserve", "repoint", "grace", "delete", "sweep", "intermediates")
 PLAN_ROUNDS = 4  # a chain a → b → c resolves over rounds: only contents that stay canonical are targets
 ORPHAN_MIN_AGE_SECONDS = 60.0  # a store folder this fresh may still be being written
 BATCH = 500
@@ -64,6 +67,7 @@ class Compactor:
     metrics: object = None
     stop_after: str = ""  # test hook: SIGKILL this process after that step
     orphan_min_age: float = ORPHAN_MIN_AGE_SECONDS
+    intermediate_sizes: tuple = ()  # IMAGEHOST_INTERMEDIATE_SIZES: none makes none
 
 
 @dataclass
@@ -74,6 +78,7 @@ class Report:
     deleted: int = 0
     reclaimed: int = 0
     orphans: int = 0
+    intermediates: int = 0
     steps: list = field(default_factory=list)
 
 
@@ -302,6 +307,8 @@ def _compact(ctx: Compactor) -> Report:
     _step_done(ctx, report, "delete")
     sweep(ctx, report)
     _step_done(ctx, report, "sweep")
+    report.intermediates = backfill.intermediates(ctx.store, ctx.catalog, ctx.intermediate_sizes)
+    _step_done(ctx, report, "intermediates")
     return report
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pyvips
@@ -19,8 +19,9 @@ from origin import keys
 from origin.errors import UnsupportedImage
 from origin.formats import FORMATS, NEEDS_MASTER
 from origin.ingest.dedup import count_duplicate
+from origin.ingest.sniff import sniff
 from origin.ingest.validate import Limits, Rejected, validate
-from origin.pipeline import fallback
+from origin.pipeline import fallback, sources
 from origin.pipeline.records import served_record
 from origin.ports.catalog import Catalog, Content, ImageRecord
 from origin.ports.store import Store
@@ -39,6 +40,15 @@ class Header:
 class Decoded:
     header: Header
     master: bytes | None  # set when renders must start from a decoded master
+    intermediates: dict = field(default_factory=dict)  # {rung: bytes}: the render intermediates (sources.py)
+
+
+def gets_master(data: bytes) -> bool:
+    """HEIC is decoded once, into its master, which is its decode check too."""
+    try:
+        return sniff(data[:64]) in NEEDS_MASTER
+    except UnsupportedImage:
+        return False
 
 
 def new_id() -> str:
@@ -61,16 +71,30 @@ def read_header(data: bytes, fmt: str) -> Header:
     return Header(fmt, width, height, bool(image.hasalpha()), int(pages))
 
 
-def prepare(data: bytes, fmt: str) -> Decoded:
-    """Header facts for rendering, and a master where libvips cannot decode the source itself.
+def decode_box(sizes: tuple[int, ...]):
+    """`validate`'s decode_box: the long side to decode into when the picture gets intermediates."""
+    def box(width: int, height: int, frames: int) -> int | None:
+        return sources.intermediate_box(sizes, width, height, frames)
+    return box
+
+
+def _picture(header: Header) -> sources.Picture:
+    return sources.Picture("-", header.fmt, header.width, header.height, header.has_alpha, header.pages)
+
+
+def prepare(data: bytes, fmt: str, sizes: tuple[int, ...] = (), decoded=None) -> Decoded:
+    """Header facts for rendering, a master where libvips cannot decode the source itself, and
+    the render intermediate where one pays, from `decoded` (validate's decode, upright) or the master.
 
     Call it on bytes that passed `validate` (which already proved they decode)."""
     if fmt in NEEDS_MASTER:
-        return _heif_master(data)
-    return Decoded(read_header(data, fmt), None)
+        return _heif_master(data, sizes)
+    header = read_header(data, fmt)
+    made = sources.rungs(decoded, _picture(header), sizes) if decoded is not None else {}
+    return Decoded(header, None, made)
 
 
-def _heif_master(data: bytes) -> Decoded:
+def _heif_master(data: bytes, sizes: tuple[int, ...] = ()) -> Decoded:
     import pillow_heif
 
     try:
@@ -86,11 +110,28 @@ def _heif_master(data: bytes) -> Decoded:
     else:
         image.convert("RGB").save(out, "JPEG", quality=95, subsampling=0, icc_profile=icc)
     header = Header("heic", image.width, image.height, has_alpha, 1)
-    return Decoded(header, out.getvalue())
+    made = {}
+    box = sources.intermediate_box(sizes, image.width, image.height, 1)
+    if box is not None:  # from the same decode as the master
+        upright = sources.from_pillow(image).thumbnail_image(box, height=box, size="down")
+        made = sources.rungs(upright, _picture(header), sizes)
+    return Decoded(header, out.getvalue(), made)
+
+
+def store_decoded(store: Store, content_id: str, decoded: Decoded, alias: bool) -> None:
+    """The master and the intermediate of a content (an alias stores only what is missing)."""
+    header = decoded.header
+    mime = "image/png" if header.has_alpha else "image/jpeg"
+    objects = [(keys.master_key(content_id, header.has_alpha), decoded.master, "")] + [
+        (keys.intermediate_key(content_id, header.has_alpha, rung), blob, mime)
+        for rung, blob in decoded.intermediates.items()]
+    for key, blob, content_type in objects:
+        if blob is not None and (not alias or not store.exists(key)):
+            store.put(key, blob, content_type)
 
 
 def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state: str = "ready",
-           owner: str = "", filename: str = "", metrics=None) -> ImageRecord:
+           owner: str = "", filename: str = "", metrics=None, intermediate_sizes: tuple[int, ...] = ()) -> ImageRecord:
     """Store `data` as a new image and return its record (the trusted bulk import: no scan, no moderation).
 
     Bytes already stored (the same SHA-256 as a live content) make the new record an alias of
@@ -98,10 +139,12 @@ def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state
     first, unservable, and attached to its content before anything is stored under it; it
     becomes `state` only once its bytes are there."""
     try:
-        fmt = validate(data, limits, filename=filename or None).fmt
+        checked = validate(data, limits, filename=filename or None, decode=not gets_master(data),
+                           decode_box=decode_box(intermediate_sizes))
     except Rejected as exc:
         raise UnsupportedImage(exc.message, reason=exc.reason) from None
-    decoded = prepare(data, fmt)
+    fmt = checked.fmt
+    decoded = prepare(data, fmt, intermediate_sizes, checked.decoded)
     header = decoded.header
     image_id = new_id()
     sha256 = hashlib.sha256(data).hexdigest()
@@ -127,9 +170,7 @@ def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state
     source_key = keys.source_key(content_id, fmt)
     if not attached.alias or not store.exists(source_key):  # an alias stores only what is missing
         store.put(source_key, data, FORMATS[fmt].mime)
-    master_key = keys.master_key(content_id, header.has_alpha)
-    if decoded.master is not None and (not attached.alias or not store.exists(master_key)):
-        store.put(master_key, decoded.master, "")
+    store_decoded(store, content_id, decoded, attached.alias)
     if state == "ready":  # the record fallback first (origin/pipeline/fallback.py), then ready
         fallback.write(store, served_record(catalog, catalog.get(image_id)))
     catalog.transition(image_id, ("requested",), state)

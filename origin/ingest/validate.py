@@ -24,6 +24,7 @@ import pyvips
 from origin.errors import InvalidRequest, UnsupportedImage
 from origin.formats import FORMATS
 from origin.ingest.sniff import sniff
+from origin.pipeline import sources
 
 REASONS = ("unsupported_type", "too_large", "too_many_pixels", "side_too_long", "too_many_frames", "corrupt",
            "malware")
@@ -68,6 +69,7 @@ class Validated:
     frames: int
     has_alpha: bool
     mismatch: str | None = None  # set when the declared type or the file name says another type
+    decoded: object = None  # the decode itself (a pyvips.Image, upright) when `decode_box` asked for it
 
     @property
     def mime(self) -> str:
@@ -88,12 +90,13 @@ class _Corrupt(Exception):
 
 
 def validate(data: bytes, limits: Limits, declared_type: str | None = None, filename: str | None = None,
-             decode: bool = True) -> Validated:
+             decode: bool = True, decode_box=None) -> Validated:
     """Check `data` against `limits` from its header, then prove it decodes.
 
     `decode=False` leaves the decode to the caller, who will decode anyway (the
     HEIC master): it must then raise Rejected("corrupt") itself when that fails.
-    """
+    `decode_box(width, height, frames) -> int | None`: decode into that long side and keep it
+    (`Validated.decoded`, upright: the one decode the render intermediate is made from)."""
     if len(data) > limits.max_bytes:
         raise Rejected("too_large", f"{len(data)} bytes is over the {limits.max_bytes}-byte limit",
                        limit=limits.max_bytes)
@@ -106,10 +109,12 @@ def validate(data: bytes, limits: Limits, declared_type: str | None = None, file
     except (_Corrupt, struct.error, IndexError, ValueError) as exc:
         raise Rejected("corrupt", f"the {fmt} header is unreadable: {exc or 'truncated'}") from None
     _check_limits(header, limits)
+    decoded = None
     if decode:
-        _decode_check(data, fmt, header, limits)
+        box = decode_box(header.width, header.height, header.frames) if decode_box else None
+        decoded = _decode_check(data, fmt, header, limits, box)
     return Validated(fmt, header.width, header.height, header.frames, header.has_alpha,
-                     _mismatch(fmt, declared_type, filename))
+                     _mismatch(fmt, declared_type, filename), decoded)
 
 
 def _check_limits(h: _Header, limits: Limits) -> None:
@@ -130,8 +135,9 @@ def _check_limits(h: _Header, limits: Limits) -> None:
                        f"{limits.max_pixels}-pixel limit for a whole animation", limit=limits.max_pixels)
 
 
-def _decode_check(data: bytes, fmt: str, header: _Header, limits: Limits) -> None:
-    """Decode in full; first the decoder's own header read (lazy, no pixels) must agree with the limits."""
+def _decode_check(data: bytes, fmt: str, header: _Header, limits: Limits, box: int | None = None):
+    """Decode in full; first the decoder's own header read (lazy, no pixels) must agree with the limits.
+    With `box`, the decode is kept (upright, its long side `box`) and returned."""
     try:
         if fmt == "heic":  # HEVC: libvips' libheif cannot decode it, pillow-heif can
             import pillow_heif
@@ -145,6 +151,8 @@ def _decode_check(data: bytes, fmt: str, header: _Header, limits: Limits) -> Non
         height = image.get("page-height") if pages > 1 and image.get_typeof("page-height") else image.height
         _check_limits(_Header(image.width, height, pages), limits)
         options = "fail_on=truncated" + (",n=-1" if header.frames > 1 and fmt in ("gif", "webp") else "")
+        if box is not None:
+            return sources.decode_upright(data, box, options)
         pyvips.Image.thumbnail_buffer(data, 64, option_string=options).avg()
     except Rejected:
         raise

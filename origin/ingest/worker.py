@@ -28,9 +28,9 @@ from origin import keys
 from origin.keys import quarantine_key, upload_key
 from origin.errors import NotFound, Unavailable, UnsupportedImage
 from origin.formats import FORMATS
-from origin.ingest import compact, dedup, originals, process
-from origin.ingest.sniff import sniff
+from origin.ingest import compact, dedup, joblog, originals, process
 from origin.ingest.validate import Limits, Rejected, validate
+from origin.pipeline import sources
 from origin.pipeline.render import Encoding
 from origin.pipeline import fallback
 from origin.pipeline.records import served, served_record
@@ -38,6 +38,7 @@ from origin.pipeline.variants import owner_source_key, render_source_key, source
 from origin.ports.catalog import Content, RecordMissing
 from origin.ports.moderation import ModerationFailed
 from origin.ports.queue import Job
+from origin.ports.store import KeyMissing
 from origin.security import webhooks
 
 log = logging.getLogger("imagehost.worker")
@@ -69,16 +70,27 @@ class Pipeline:
 
 
 def run_job(pipe: Pipeline, image_id: str) -> str:
-    """Advance one image as far as it goes; returns the state it rests in."""
+    """Advance one image as far as it goes; returns the state it rests in. Each step is logged
+    and counted (origin/ingest/joblog.py) once the state it led to is read."""
+    last = None  # (record the step ran on, when it started)
     for _ in range(8):  # at most one pass per step
         try:
             record = pipe.catalog.get(image_id)
         except RecordMissing:
+            if last:
+                joblog.done(pipe.metrics, *last, "deleted")
             return "deleted"
+        if last:
+            joblog.done(pipe.metrics, *last, record.state, record)
         step = STEPS.get(record.state)
         if step is None:
             return record.state
-        step(pipe, record)
+        last = (record, joblog.started())
+        try:
+            step(pipe, record)
+        except Exception as exc:
+            joblog.failed(pipe.metrics, *last, exc, retry=isinstance(exc, (RetryLater, Unavailable)))
+            raise
     return pipe.catalog.get(image_id).state
 
 
@@ -104,18 +116,33 @@ def step_validating(pipe: Pipeline, record) -> None:
                                 detail="the uploaded bytes never reached the store")
         return
     try:
-        checked = validate(data, pipe.limits, declared_type=record.content_type or None, filename=record.filename,
-                           decode=not _gets_master(data))
-        verdict = pipe.scanner.scan(data)
-        if not verdict.clean:
-            raise Rejected("malware", f"the malware scan found {verdict.signature}")
-        try:
-            decoded = originals.prepare(data, checked.fmt)
-        except UnsupportedImage as exc:
-            raise Rejected("corrupt", exc.message) from None
+        checked, decoded = check(pipe, data, record.content_type or None, record.filename)
     except Rejected as exc:
         quarantine(pipe, record, data, exc.reason, exc.message)
         return
+    if keep(pipe, record, data, checked, decoded):
+        pipe.store.delete(upload_key(record.id))
+
+
+def check(pipe: Pipeline, data: bytes, declared_type: str | None, filename: str):
+    """Validation, the malware scan and the one decode (the master, the intermediates): (checked, decoded),
+    or Rejected."""
+    sizes = pipe.settings.intermediate_sizes
+    checked = validate(data, pipe.limits, declared_type=declared_type, filename=filename,
+                       decode=not originals.gets_master(data), decode_box=originals.decode_box(sizes))
+    verdict = pipe.scanner.scan(data)
+    if not verdict.clean:
+        raise Rejected("malware", f"the malware scan found {verdict.signature}")
+    try:
+        decoded = originals.prepare(data, checked.fmt, sizes, checked.decoded)
+    except UnsupportedImage as exc:
+        raise Rejected("corrupt", exc.message) from None
+    return checked, decoded
+
+
+def keep(pipe: Pipeline, record, data: bytes, checked, decoded) -> bool:
+    """Attach validated bytes to a content, store what is new, move on to `moderating`.
+    False when the record is gone or another worker moved it on meanwhile."""
     fmt = checked.fmt
     header = decoded.header
     sha256 = hashlib.sha256(data).hexdigest()
@@ -123,33 +150,24 @@ def step_validating(pipe: Pipeline, record) -> None:
                       height=header.height, has_alpha=header.has_alpha, pages=header.pages, bytes=len(data))
     attached = pipe.catalog.attach(record.id, content, ("validating",))  # before anything is stored under it
     if attached is None:
-        return  # deleted meanwhile, or another worker moved it on
+        return False  # deleted meanwhile, or another worker moved it on
     content_id = attached.content.id
     source_key = keys.source_key(content_id, fmt)
     # an alias stores nothing, unless the content's first upload died before storing its bytes (equal bytes)
     if not attached.alias or not pipe.store.exists(source_key):
         pipe.store.put(source_key, data, FORMATS[fmt].mime)
-    master_key = keys.master_key(content_id, header.has_alpha)
-    if decoded.master is not None and (not attached.alias or not pipe.store.exists(master_key)):
-        pipe.store.put(master_key, decoded.master, "")
+    originals.store_decoded(pipe.store, content_id, decoded, attached.alias)
     note = {"declared_type_mismatch": checked.mismatch} if checked.mismatch else {}
     moved = pipe.catalog.transition(
         record.id, ("validating",), "moderating",
         content_type=FORMATS[fmt].mime, width=header.width, height=header.height, bytes=len(data),
-        has_alpha=header.has_alpha, pages=header.pages, metadata=json.dumps(note), sha256=sha256,
+        has_alpha=header.has_alpha, pages=header.pages, sha256=sha256,
+        metadata=json.dumps({**json.loads(record.metadata or "{}"), **note}),  # keeps the request id
     )
     if moved and attached.alias:
         log.info("image %s is an exact duplicate of content %s", record.id, content_id)
         dedup.count_duplicate(pipe.metrics, "exact", len(data) + len(decoded.master or b""))
-    pipe.store.delete(upload_key(record.id))
-
-
-def _gets_master(data: bytes) -> bool:
-    """HEIC is decoded once, into its master, which is its decode check too."""
-    try:
-        return sniff(data[:64]) in originals.NEEDS_MASTER
-    except UnsupportedImage:
-        return False
+    return True
 
 
 def quarantine(pipe: Pipeline, record, data: bytes, reason: str, message: str) -> None:
@@ -166,7 +184,7 @@ def step_moderating(pipe: Pipeline, record) -> None:
     if content is not None and content.nsfw_score is not None:
         score = content.nsfw_score  # these bytes were scored already (an alias, or a retried job)
     else:
-        source = pipe.store.get(render_source_key(served_record(pipe.catalog, record)))
+        source = smallest_source(pipe, served_record(pipe.catalog, record))
         try:
             verdict = pipe.moderator.score(source)
         except ModerationFailed as exc:
@@ -197,7 +215,8 @@ def step_processing(pipe: Pipeline, record) -> None:
             **process.metadata(data, source_format(record), record.width, record.height, source)}
     phash = content.phash if content is not None else None
     if phash is None:  # the content's first processing: hashes, dedup, thumbnails
-        base = process.upright_base(source, view.width, view.height, max(settings.thumb_sizes))
+        pixels = smallest_source(pipe, view) if view.pages == 1 else source
+        base = process.upright_base(pixels, view.width, view.height, max(settings.thumb_sizes))
         phash = process.perceptual_hash(base)
         if content is None:  # a record validated before contents existed: its own keys, no dedup
             _store_thumbnails(pipe, view, base, source)
@@ -221,6 +240,18 @@ def make_ready(pipe: Pipeline, image_id: str, transition, then=lambda: None) -> 
     except RecordMissing:
         pass
     fallback.remove(pipe.store, image_id)
+
+
+def smallest_source(pipe: Pipeline, view) -> bytes:
+    """The pixels moderation and the thumbnails start from: the content's smallest intermediate (made
+    from the validation decode; a fraction of the original's decode cost), or its render source."""
+    pic = sources.Picture.of(view)
+    for intermediate in sources.intermediates(pic, pipe.settings.intermediate_sizes):
+        try:
+            return pipe.store.get(intermediate.key)
+        except KeyMissing:  # validated before intermediates existed: its first miss makes them
+            break
+    return pipe.store.get(sources.original(pic).key)
 
 
 def _store_thumbnails(pipe: Pipeline, view, base, source: bytes) -> None:

@@ -53,10 +53,12 @@ class Encoding:
     webp_quality: int = 80
     avif_quality: int = 55
     avif_effort: int = 2
+    webp_effort: int = 4
 
     @classmethod
     def from_settings(cls, settings) -> "Encoding":
-        return cls(settings.jpeg_quality, settings.webp_quality, settings.avif_quality, settings.avif_effort)
+        return cls(settings.jpeg_quality, settings.webp_quality, settings.avif_quality, settings.avif_effort,
+                   settings.webp_effort)
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,10 @@ class RenderOptions:
     animated: bool = False  # keep every frame (the source has several, the format animates)
 
 
-def render(source: bytes, opts: RenderOptions, encoding: Encoding = Encoding()) -> bytes:
+def render(source: bytes, opts: RenderOptions, encoding: Encoding = Encoding(), loader=None) -> bytes:
+    """`loader` replaces the `load` step for sources other than an original (pipeline/sources.py)."""
     try:
-        image = load(source, opts)
+        image = (loader or load)(source, opts)
         image = crop(image, opts)
         image = colour(image, opts)
         return encode(image, opts, encoding)
@@ -132,7 +135,7 @@ def encode(image: pyvips.Image, opts: RenderOptions, enc: Encoding) -> bytes:
         optimize = image.width * image.height <= OPTIMIZE_CODING_MAX_PIXELS
         return image.jpegsave_buffer(Q=enc.jpeg_quality, optimize_coding=optimize, keep="icc")
     if fmt == "webp":
-        return image.webpsave_buffer(Q=enc.webp_quality, keep="icc")
+        return image.webpsave_buffer(Q=enc.webp_quality, effort=enc.webp_effort, keep="icc")
     if fmt == "avif":
         return image.heifsave_buffer(
             compression="av1", Q=enc.avif_quality, effort=enc.avif_effort, bitdepth=8, keep="icc"

@@ -7,7 +7,10 @@
              alias of another upload renders that content, under its keys
     format   explicit in the URL, or negotiated from Accept
     lookup   the store, under the variant's predictable key
-    render   on a miss: single-flight per key, bounded per process, then stored. A lookup that
+    defer    a negotiated miss whose format would encode too slowly is answered now with a
+             faster one, briefly cacheable, while its own renders in the background (deferral.py)
+    render   on a miss: from the smallest stored source that serves it (sources.py),
+             single-flight per key, bounded per process, then stored. A lookup that
              cannot reach the store renders too (its source may be in the local cache,
              origin/ports/store_cache.py), and a render the store refuses is served all the same
     usage    reads and renders are counted and noted for eviction (origin/lifecycle/metered.py);
@@ -15,6 +18,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -25,10 +29,11 @@ from cachetools import LRUCache
 
 from origin import keys
 from origin.errors import CatalogUnavailable, StoreUnavailable
-from origin.formats import BY_MIME, FORMATS, NEEDS_MASTER
+from origin.formats import BY_MIME, FORMATS
 from origin.lifecycle.metered import metered
 from origin.lifecycle.usage import Usage
-from origin.pipeline import negotiate
+from origin.pipeline import deferral, negotiate, sources
+from origin.pipeline.background import Background
 from origin.pipeline.cold import ColdSources
 from origin.pipeline.flight import SingleFlight
 from origin.pipeline.records import Records
@@ -47,7 +52,8 @@ class Variant:
     fmt: str
     etag: str  # strong validator: a digest of the bytes
     negotiated: bool  # the format came from Accept (the response varies on it)
-    lifetime: int = 0  # seconds it may be cached, when not for ever (a stand-in for an archived source)
+    max_age: int | None = None  # None: immutable for a year; n: a fallback, cacheable for n s
+    timing: str = "store"  # Server-Timing: store | render;dur=ms | fallback;desc=avif,render;dur=ms
 
     @property
     def content_type(self) -> str:
@@ -59,11 +65,8 @@ def source_format(record: ImageRecord) -> str:
 
 
 def render_source_key(record: ImageRecord) -> str:
-    """Where renders of a (served) record start: its content's source, or the decoded master."""
-    fmt = source_format(record)
-    if fmt in NEEDS_MASTER:
-        return keys.master_key(record.content, record.has_alpha)
-    return keys.source_key(record.content, fmt)
+    """Where full-size renders of a (served) record start: its content's source, or the decoded master."""
+    return sources.original(sources.Picture.of(record)).key
 
 
 def owner_source_key(record: ImageRecord) -> str:
@@ -99,6 +102,10 @@ class Delivery:
         self.catalog = catalog
         self.metrics = metrics
         self.encoding = Encoding.from_settings(settings)
+        self.intermediate_sizes = settings.intermediate_sizes
+        self.budget_ms = settings.miss_budget_ms
+        self.fallback_max_age = settings.fallback_max_age
+        self.background = Background(settings.background_renders)
         self.records = Records(catalog, store, settings.record_cache_seconds, metrics)
         self._etags: LRUCache = LRUCache(maxsize=200_000)
         self._lock = threading.Lock()
@@ -120,45 +127,117 @@ class Delivery:
             try:
                 data = self.store.get(key)
                 self.metrics.store_lookups.labels("hit").inc()
+                self._prefetch_source(record)
+                return Variant(data, fmt, self._etag(key, data), negotiated)
             except (KeyMissing, StoreUnavailable) as exc:
                 self.metrics.store_lookups.labels("miss" if isinstance(exc, KeyMissing) else "unavailable").inc()
-                try:
-                    data, _ = self._flight.do(key, lambda: self._render_and_store(key, record, req, fmt))
-                except ObjectArchived as archived:  # its source must be restored first
-                    data = self.cold.stand_in(record, req, fmt, archived)
-                    return Variant(data, fmt, hashlib.blake2b(data, digest_size=16).hexdigest(), negotiated,
-                                   self.cold.lifetime)
-                except KeyMissing:
-                    if attempt == 2:
-                        if self.records.from_fallback(req.image_id):  # the catalog may know better: later
-                            raise CatalogUnavailable("the catalog cannot be reached to find this image's "
-                                                     "bytes", image_id=req.image_id) from None
-                        raise
-                    # its source is gone: a cached record whose content was collapsed into another
-                    # and reclaimed after the grace (compact.py); read the record again
-                    self.forget(req.image_id)
-                    continue
-            return Variant(data, fmt, self._etag(key, data), negotiated)
+            try:
+                if negotiated:
+                    return self._negotiated_miss(key, record, req, fmt)
+                data, ms = self._rendered(key, record, req, fmt)
+                return Variant(data, fmt, self._etag(key, data), negotiated, timing=f"render;dur={ms:.1f}")
+            except ObjectArchived as archived:  # its source must be restored first
+                data = self.cold.stand_in(record, req, fmt, archived)
+                return Variant(data, fmt, hashlib.blake2b(data, digest_size=16).hexdigest(), negotiated,
+                               max_age=self.cold.lifetime, timing="standin")
+            except KeyMissing:
+                if attempt == 2:
+                    if self.records.from_fallback(req.image_id):  # the catalog may know better: later
+                        raise CatalogUnavailable("the catalog cannot be reached to find this image's "
+                                                 "bytes", image_id=req.image_id) from None
+                    raise
+                # its source is gone: a cached record whose content was collapsed into another
+                # and reclaimed after the grace (compact.py); read the record again
+                self.forget(req.image_id)
         raise AssertionError("unreachable")
 
-    def _render_and_store(self, key: str, record: ImageRecord, req: VariantRequest, fmt: str) -> bytes:
-        source = self.store.get(render_source_key(record))
+    def _prefetch_source(self, record: ImageRecord) -> None:
+        """A store with a local cache (store_cache.py) copies in the image's smallest render source, so
+        this origin can render its other variants even while the store is out of reach."""
+        prefetch = getattr(self.store, "prefetch", None)
+        if prefetch is not None:
+            pic = sources.Picture.of(record)
+            smallest = sources.intermediates(pic, self.intermediate_sizes) or [sources.original(pic)]
+            prefetch(smallest[0].key)
+
+    def _negotiated_miss(self, key: str, record: ImageRecord, req: VariantRequest, fmt: str) -> Variant:
+        now = deferral.answer_now(fmt, record.has_alpha, render_options(req, record, fmt), self.encoding,
+                                  self.budget_ms)
+        if now == fmt:
+            data, ms = self._rendered(key, record, req, fmt)
+            return Variant(data, fmt, self._etag(key, data), True, timing=f"render;dur={ms:.1f}")
+        self.background.submit(key, lambda: self._render_later(key, record, req, fmt))
+        fast_key = keys.variant_key(record.content, req.name, now)
+        try:
+            data, timing = self.store.get(fast_key), "store"
+        except (KeyMissing, StoreUnavailable):
+            data, ms = self._rendered(fast_key, record, req, now)
+            timing = f"render;dur={ms:.1f}"
+        return Variant(data, now, self._etag(fast_key, data), True, max_age=self.fallback_max_age,
+                       timing=f'fallback;desc="{fmt}",{timing}')
+
+    def _rendered(self, key: str, record: ImageRecord, req: VariantRequest, fmt: str) -> tuple[bytes, float]:
+        """Render and store one variant, single-flight; (bytes, milliseconds this request waited)."""
+        started = time.perf_counter()
+        data, _ = self._flight.do(key, lambda: self._render_and_store(key, record, req, fmt))
+        return data, (time.perf_counter() - started) * 1000
+
+    def _render_later(self, key: str, record: ImageRecord, req: VariantRequest, fmt: str) -> None:
+        """A deferred render: bounded by the background threads, not the request slots."""
+        if not self.store.exists(key):
+            self._flight.do(key, lambda: self._render_and_store(key, record, req, fmt, contextlib.nullcontext()))
+
+    def _render_and_store(self, key: str, record: ImageRecord, req: VariantRequest, fmt: str,
+                          slot=None) -> bytes:
         options = render_options(req, record, fmt)
-        with self._slots:
+        source, data = self._source(sources.Picture.of(record), options)
+        loader = sources.load_intermediate if source.kind == "intermediate" else None
+        with slot or self._slots:
             self.metrics.renders_in_flight.inc()
             started = time.perf_counter()
             try:
-                data = render(source, options, self.encoding)
+                out = render(data, options, self.encoding, loader)
             finally:
                 self.metrics.renders_in_flight.dec()
         self.metrics.render_seconds.labels(fmt).observe(time.perf_counter() - started)
         self.metrics.renders.labels(fmt).inc()
+        self._put(key, out, FORMATS[fmt].mime)
+        return out
+
+    def _put(self, key: str, data: bytes, mime: str) -> None:
         try:
-            self.store.put(key, data, FORMATS[fmt].mime)
+            self.store.put(key, data, mime)
         except StoreUnavailable as exc:  # the bytes are right; the next miss renders them again
             log.warning("serving %s unstored: %s", key, exc.message)
             self.metrics.unstored_renders.inc()
-        return data
+
+    def _source(self, pic: sources.Picture, options: RenderOptions) -> tuple[sources.Source, bytes]:
+        """The smallest stored source that serves `options`; a missing intermediate is made now."""
+        for source in sources.choose(pic, options, self.intermediate_sizes):
+            try:
+                return source, self.store.get(source.key)
+            except StoreUnavailable:
+                if source.kind == "original":
+                    raise
+                continue  # the original may be in the local cache (store_cache.py)
+            except KeyMissing:
+                if source.kind == "original":
+                    raise
+            made, _ = self._flight.do(f"{keys.prefix(pic.content)}intermediates",
+                                      lambda: self._make_intermediates(pic))
+            if source.rung in made:
+                return source, made[source.rung]
+        raise AssertionError("the original is always a source")
+
+    def _make_intermediates(self, pic: sources.Picture) -> dict:
+        """An image stored before intermediates existed gets them, from one decode, on the first miss
+        that needs one."""
+        original = self.store.get(sources.original(pic).key)
+        with self._slots:
+            made = sources.make(original, pic, self.intermediate_sizes)
+        for rung, data in made.items():
+            self._put(keys.intermediate_key(pic.content, pic.has_alpha, rung), data, sources.mime(pic))
+        return made
 
     def _etag(self, key: str, data: bytes) -> str:
         # keys are immutable (a content id is never reused), so a digest per key is enough

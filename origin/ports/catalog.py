@@ -248,6 +248,17 @@ class Catalog(Protocol):
         """`remove_record` without the answer."""
         ...
 
+    # operators' reads (catalog_queries.py)
+
+    def find_sha256(self, owner: str, sha256: str) -> ImageRecord | None: ...
+
+    def search(self, owner: str | None = None, state: str | None = None, limit: int = 100,
+               before_seq: int | None = None) -> list[ImageRecord]: ...
+
+    def state_counts(self) -> dict[str, tuple[int, datetime | None]]:
+        """Per state: how many records, and the oldest one's created_at."""
+        ...
+
     # contents (catalog_contents.py has the statements and their transactions)
 
     def attach(self, image_id: str, content: Content, from_states: tuple[str, ...]) -> Attached | None:

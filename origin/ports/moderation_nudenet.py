@@ -17,18 +17,18 @@ Animated and multi-page images are scored on up to MAX_FRAMES frames spread
 over the animation, and the verdict is the worst frame's: scoring only the
 first frame would let an animation show anything after it.
 
-One onnxruntime session per process and thread count, made on first use (or
-`load()`) under a lock, and made again in a forked child; `InferenceSession.run`
-is thread-safe, so every thread shares it. Intra-op threads default to 1 and
-spinning is off, so moderation never competes with the renderer for idle cores.
+One onnxruntime session per process and thread count (moderation_pixels.shared_session).
+
+Licence: NudeNet's code is MIT, but the 320n.onnx model's own metadata names
+AGPL-3.0 (it is an Ultralytics YOLOv8 model). It is therefore an opt-in extra
+(`pip install imagehost[nudenet]`, `IMAGEHOST_MODERATION=nudenet`), never installed
+by default.
 """
 from __future__ import annotations
 
 import ast
 import importlib.metadata
 import importlib.util
-import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ import pyvips
 
 from origin.config import ConfigError
 from origin.ports.moderation import ModerationFailed, Verdict, verdict_from_detections
+from origin.ports.moderation_pixels import Session, frames, rgb8, shared_session, thumbnail
 
 MODEL_FILE = "320n.onnx"
 MAX_FRAMES = 5
@@ -62,57 +63,29 @@ def model_path() -> Path:
             return path
     raise ConfigError(
         "IMAGEHOST_MODERATION=nudenet needs the nudenet package and its bundled "
-        f"{MODEL_FILE} (pip install 'nudenet>=3.4,<4'); set IMAGEHOST_MODERATION=off "
+        f"{MODEL_FILE}: it is an opt-in extra (pip install 'imagehost[nudenet]'; its model is AGPL-3.0); "
+        "the default IMAGEHOST_MODERATION=open_nsfw needs no extra, or set IMAGEHOST_MODERATION=off "
         "to run without moderation"
     )
 
 
-class _Session:
-    """One loaded model: the onnxruntime session and what its metadata says."""
-
-    def __init__(self, path: Path, threads: int):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-        meta = self.session.get_modelmeta().custom_metadata_map
-        names = ast.literal_eval(meta["names"]) if "names" in meta else dict(enumerate(LABELS))
-        self.labels = tuple(names[i] for i in range(len(names)))
-        self.size = int(ast.literal_eval(meta.get("imgsz", "[320, 320]"))[0])
-        self.pid = os.getpid()
+def _load(path: Path, threads: int) -> Session:
+    """A session with what the model's metadata says: its class names and input size."""
+    session = Session(path, threads)
+    meta = session.meta
+    names = ast.literal_eval(meta["names"]) if "names" in meta else dict(enumerate(LABELS))
+    session.labels = tuple(names[i] for i in range(len(names)))
+    session.size = int(ast.literal_eval(meta.get("imgsz", "[320, 320]"))[0])
+    return session
 
 
-_sessions: dict[tuple[str, int], _Session] = {}
-_sessions_lock = threading.Lock()
-
-
-def _shared_session(path: Path, threads: int) -> _Session:
-    key = (str(path), threads)
-    found = _sessions.get(key)
-    if found is not None and found.pid == os.getpid():
-        return found
-    with _sessions_lock:
-        found = _sessions.get(key)
-        if found is None or found.pid != os.getpid():
-            found = _sessions[key] = _Session(path, threads)
-        return found
+def _shared_session(path: Path, threads: int) -> Session:
+    return shared_session(path, threads, make=_load)
 
 
 def prepare(image: pyvips.Image, size: int) -> tuple[np.ndarray, int, int]:
     """An already-thumbnailed image -> (1, 3, size, size) float32 RGB blob, width, height."""
-    if image.interpretation not in ("srgb", "rgb") or image.format != "uchar":
-        image = image.colourspace("srgb")  # CMYK, grey, 16-bit -> 8-bit sRGB, alpha kept
-    if image.hasalpha():
-        image = image.flatten(background=[255] * (image.bands - 1))
-    if image.bands == 1:
-        image = image.bandjoin([image, image])
-    image = image.extract_band(0, n=3).cast("uchar")
+    image = rgb8(image)
     width, height = min(image.width, size), min(image.height, size)
     pixels = np.ndarray(buffer=image.crop(0, 0, width, height).write_to_memory(), dtype=np.uint8,
                         shape=(height, width, 3))
@@ -187,14 +160,8 @@ class NudeNetModerator:
         detections: list[dict] = []
         try:
             for page in self._pages(image):
-                options = f"page={page}" if page is not None else ""
-                thumb = pyvips.Image.thumbnail_buffer(image, model.size, height=model.size, option_string=options)
-                blob, width, height = prepare(thumb, model.size)
-                output = model.session.run(None, {model.input_name: blob})[0]
-                detections += decode(output, model.labels, width, height, model.size)
-        except pyvips.Error as exc:
-            raise ModerationFailed("the image could not be decoded for moderation",
-                                   reason=(str(exc).strip().splitlines() or [""])[-1].strip()) from exc
+                blob, width, height = prepare(thumbnail(image, model.size, page), model.size)
+                detections += decode(model.run(blob), model.labels, width, height, model.size)
         except Exception as exc:  # onnxruntime raises its own (non-exported) exception types
             if isinstance(exc, ModerationFailed):
                 raise
@@ -205,11 +172,4 @@ class NudeNetModerator:
         return verdict_from_detections(self.detect(image), self.model)
 
     def _pages(self, image: bytes) -> list[int | None]:
-        if not isinstance(image, (bytes, bytearray, memoryview)) or not image:
-            raise ModerationFailed("no image bytes to moderate")
-        header = pyvips.Image.new_from_buffer(image, "")
-        pages = header.get("n-pages") if header.get_typeof("n-pages") else 1
-        if pages <= 1:
-            return [None]
-        count = min(pages, self.max_frames)
-        return sorted({round(i * (pages - 1) / max(1, count - 1)) for i in range(count)})
+        return frames(image, self.max_frames)

@@ -6,14 +6,19 @@ those keys are kept on local disk, up to `max_bytes` (least recently read out fi
 renders without a round trip for its source, and keeps rendering while the store cannot be reached.
 records/, uploads/ and quarantine/ change, and are always read from the store.
 
-Deletions through this store drop the local copies as well. Another host's copies of a deleted
+`prefetch(key)` copies an object in ahead of need, in a background thread (delivery asks for an
+image's smallest render source when it serves one of its stored variants: with the edge routing
+each image to one origin, that origin can then still render the image's other variants while S3
+is out of reach). Deletions through this store drop the local copies as well. Another host's copies of a deleted
 image are never read: delivery refuses a deleted record before it reads any store key.
 Several processes may share one cache directory: writes are atomic (temporary file + rename), and
 each process trims the directory when its own estimate of the total passes the budget.
 """
 from __future__ import annotations
 
+import logging
 import os
+import queue
 import tempfile
 import threading
 from pathlib import Path
@@ -21,6 +26,8 @@ from pathlib import Path
 from origin.keys import IMAGES, SOURCES
 
 TRIM_TO = 0.9  # a trim leaves the cache at this share of its budget
+PREFETCH_QUEUE = 256  # keys waiting to be copied in; more are dropped (they are only a head start)
+log = logging.getLogger("imagehost.store_cache")
 
 
 def cacheable(key: str) -> bool:
@@ -36,6 +43,9 @@ class CachedStore:
         self.metrics = metrics
         self._lock = threading.Lock()
         self._estimate: int | None = None  # bytes under root, as of the last scan plus this process's writes
+        self._wanted: queue.Queue = queue.Queue(PREFETCH_QUEUE)
+        self._queued: set[str] = set()
+        self._fetcher: threading.Thread | None = None
 
     def __getattr__(self, name):  # folders, objects, ping, presigned_post, …: the store's own
         return getattr(self.inner, name)
@@ -62,6 +72,34 @@ class CachedStore:
         if cacheable(key):
             self._keep(key, data)
         return data
+
+    def prefetch(self, key: str) -> None:
+        """Copy `key` in soon, if it is not here yet (never blocks; at most PREFETCH_QUEUE wait)."""
+        if not cacheable(key) or self._path(key).is_file():
+            return
+        with self._lock:
+            if key in self._queued:
+                return
+            try:
+                self._wanted.put_nowait(key)
+            except queue.Full:
+                return
+            self._queued.add(key)
+            if self._fetcher is None or not self._fetcher.is_alive():
+                self._fetcher = threading.Thread(target=self._fetch, name="imagehost-prefetch", daemon=True)
+                self._fetcher.start()
+
+    def _fetch(self) -> None:
+        while True:
+            key = self._wanted.get()
+            try:
+                if not self._path(key).is_file():
+                    self._keep(key, self.inner.get(key))
+            except Exception as exc:  # noqa: BLE001 (a head start that failed costs nothing)
+                log.debug("prefetch of %s failed: %s", key, exc)
+            finally:
+                with self._lock:
+                    self._queued.discard(key)
 
     def put(self, key: str, data: bytes, content_type: str = "", **options) -> None:
         self.inner.put(key, data, content_type, **options)

@@ -1,0 +1,60 @@
+"""Deferral: which format answers a negotiated miss now, and which one renders in the background.
+
+A negotiated URL (`/w1200`, no extension) leaves the format to the origin. On a miss, the
+format the client prefers (negotiate.choose) is rendered at once when its encode is predicted
+to fit IMAGEHOST_MISS_BUDGET_MS. Otherwise the miss is answered with the first format down the
+chain that fits, under a short cache lifetime (IMAGEHOST_FALLBACK_MAX_AGE), while the preferred
+one renders in the background (single-flight) into the store: the request after the short
+lifetime, at the edge or in the browser, gets it for a year.
+
+    chain        AVIF -> WebP -> JPEG (PNG instead of JPEG when the picture has alpha)
+    prediction   output megapixels x the encoder's measured cost per megapixel (COST_MS_PER_MP,
+                 measured by loadtest/bench_encoders.py on the 2-core reference machine)
+
+Every browser that names image/avif in Accept also decodes WebP (Chrome 85, Firefox 93 and
+Safari 16 shipped AVIF years after WebP), and the edge sends the origin one canonical Accept
+per format class, so the fallback is chosen by the class. A URL that names its format
+(`/w1200.avif`) always gets that format: it is rendered at once.
+"""
+from __future__ import annotations
+
+from origin.pipeline.render import Encoding, RenderOptions
+
+CHAIN = ("avif", "webp", "jpeg")
+ALPHA_CHAIN = ("avif", "webp", "png")
+
+# encode milliseconds per output megapixel, by format and effort (loadtest/bench_encoders.py)
+COST_MS_PER_MP = {
+    "jpeg": {None: 12.0},
+    "png": {None: 120.0},
+    "webp": {0: 36.0, 1: 55.0, 2: 67.0, 3: 160.0, 4: 135.0, 5: 185.0, 6: 310.0},
+    "avif": {0: 52.0, 1: 180.0, 2: 235.0, 3: 430.0, 4: 2800.0, 5: 3500.0, 6: 7300.0, 7: 11300.0, 8: 12000.0,
+             9: 30000.0},
+}
+
+
+def output_pixels(opts: RenderOptions) -> int:
+    if opts.kind == "w":
+        width = min(opts.size, opts.source_width)
+        return width * max(1, round(opts.source_height * width / opts.source_width))
+    if opts.kind in ("sq", "sm"):
+        return min(opts.size, opts.source_width, opts.source_height) ** 2
+    return opts.source_width * opts.source_height
+
+
+def predicted_ms(fmt: str, encoding: Encoding, pixels: int) -> float:
+    effort = {"webp": encoding.webp_effort, "avif": encoding.avif_effort}.get(fmt)
+    return COST_MS_PER_MP[fmt][effort] * pixels / 1e6
+
+
+def answer_now(preferred: str, has_alpha: bool, opts: RenderOptions, encoding: Encoding, budget_ms: int) -> str:
+    """The format a negotiated miss is answered with now: `preferred`, or a faster one down the chain."""
+    chain = ALPHA_CHAIN if has_alpha else CHAIN
+    if not budget_ms or preferred not in chain or opts.animated:
+        return preferred
+    pixels = output_pixels(opts)
+    options = chain[chain.index(preferred):]
+    for fmt in options:
+        if predicted_ms(fmt, encoding, pixels) <= budget_ms:
+            return fmt
+    return min(options, key=lambda fmt: predicted_ms(fmt, encoding, pixels))
