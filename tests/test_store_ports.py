@@ -34,8 +34,8 @@ def store(request, tmp_path):
 def test_put_get_round_trip(store):
     store.put("images/abc123/original.jpg", BLOB, "image/jpeg")
     assert store.get("images/abc123/original.jpg") == BLOB
-    store.put("images/abc123/empty.bin", b"", "application/octet-stream")
-    assert store.get("images/abc123/empty.bin") == b""
+    store.put("images/abc123/source.bin", b"", "application/octet-stream")  # (an empty lazy variant reads
+    assert store.get("images/abc123/source.bin") == b""  # as missing locally: see the test below)
 
 
 def test_missing_key_raises_key_missing(store):
@@ -226,3 +226,14 @@ def test_listing_folders_and_objects(store):
     assert found == [("images/a1/sq64.avif", 3), ("images/a1/w300.webp", 10)]
     assert all(abs(obj.modified - __import__("time").time()) < 300 for obj in store.objects("images/a1"))
     assert list(store.objects("images/none")) == [] and list(store.folders("nothing")) == []
+
+
+def test_an_empty_lazy_variant_reads_as_missing(tmp_path):
+    """Lazy variants are written without fsync: one cut short by a power loss renders again."""
+    store = LocalStore(tmp_path / "store")
+    (tmp_path / "store" / "images" / "C0ntent1").mkdir(parents=True)
+    (tmp_path / "store" / "images" / "C0ntent1" / "w300.webp").write_bytes(b"")
+    (tmp_path / "store" / "images" / "C0ntent1" / "source.jpg").write_bytes(b"")
+    with pytest.raises(KeyMissing):
+        store.get("images/C0ntent1/w300.webp")
+    assert store.get("images/C0ntent1/source.jpg") == b""  # an original is never second-guessed
