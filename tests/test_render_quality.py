@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import pyvips
 
+from origin.config import Settings
 from origin.ingest import originals
 from origin.ingest.validate import Limits, validate
 from origin.pipeline import sources
@@ -54,7 +55,7 @@ def made_at_ingest(data: bytes, sizes: tuple) -> tuple[originals.Decoded, str]:
     return decoded, checked.fmt
 
 
-LADDER = (1200, 2400)  # the default IMAGEHOST_INTERMEDIATE_SIZES
+LADDER = Settings().intermediate_sizes  # the default IMAGEHOST_INTERMEDIATE_SIZES
 CASES = {
     # name: (bytes, intermediate sizes, [(kind, size, formats)])
     "camera-16MB": (lambda: images.BIG_PHOTO.read_bytes(), LADDER,
