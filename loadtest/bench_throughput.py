@@ -52,7 +52,10 @@ FORMATS = ("webp", "jpeg")
 CORES = os.cpu_count() or 2
 CONNECTIONS = 2 * CORES
 ENCODING = Encoding(jpeg_quality=82, webp_quality=80, webp_effort=4)
+# IMAGEHOST_DEDUP_PERCEPTUAL=0: each round's copies have the same pixels (another SHA-256 only), and
+# `imagehost ingest` would otherwise collapse them into the first round's content, variants and all
 DELIVERY_ONLY = {"IMAGEHOST_WORKER_THREADS": "0", "IMAGEHOST_SCAN": "0", "IMAGEHOST_MODERATION": "off",
+                 "IMAGEHOST_DEDUP_PERCEPTUAL": "0",
                  "IMAGEHOST_WEBP_EFFORT": "4", "IMAGEHOST_JPEG_QUALITY": "82", "IMAGEHOST_WEBP_QUALITY": "80"}
 
 

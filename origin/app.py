@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from dataclasses import dataclass, replace
 from functools import partial
@@ -130,9 +131,10 @@ def start_workers(settings: Settings, ports: Ports):
 
 def from_env() -> falcon.App:
     """The gunicorn entry point (`origin.app:from_env()`), called once in each worker."""
-    configure_libvips()
     logs.configure()  # JSON lines on stderr: requests, job steps, the rest
     settings, _ = dev_secrets.ensure(Settings.from_env())  # every worker reads the same secrets
+    # every gunicorn worker renders IMAGEHOST_RENDER_CONCURRENCY at once
+    configure_libvips(settings.render_threads(settings.workers or os.cpu_count() or 1, settings.render_concurrency))
     ports = open_ports(settings)
     if settings.queue == "local" and settings.worker_threads > 0:
         start_workers(settings, ports)

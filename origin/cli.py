@@ -105,7 +105,7 @@ def cmd_worker(settings: Settings, args) -> int:
         signal.signal(sig, lambda *_: stop_requested.set())
     from origin.pipeline.render import configure_libvips
 
-    configure_libvips()
+    configure_libvips(settings.render_threads(1, settings.worker_threads))
     stop = start_workers(settings, open_ports(settings))
     print(f"imagehost: worker running ({settings.worker_threads} threads, queue {settings.queue})", flush=True)
     stop_requested.wait()

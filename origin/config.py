@@ -58,6 +58,7 @@ class Settings:
     thumb_sizes: tuple[int, ...] = (64, 150, 300)
     # rendering
     render_concurrency: int = 2
+    vips_threads: int = 0  # libvips threads per render; 0: the cores shared by the renders one host runs at once
     jpeg_quality: int = 82
     webp_quality: int = 80
     avif_quality: int = 55
@@ -136,6 +137,14 @@ class Settings:
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "store"
+
+    def render_threads(self, processes: int, per_process: int) -> int:
+        """libvips threads per render, for `processes` processes of `per_process` renders each."""
+        if self.vips_threads > 0:
+            return self.vips_threads
+        from origin.pipeline.render import threads_per_render
+
+        return threads_per_render(processes * per_process)
 
     @property
     def store_cache_dir(self) -> Path:

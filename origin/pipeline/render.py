@@ -14,6 +14,7 @@ full size, so a 50-megapixel JPEG is never decoded whole for a w300 variant.
 from __future__ import annotations
 
 import ctypes
+import os
 from dataclasses import dataclass
 
 import pyvips
@@ -30,8 +31,21 @@ OPTIMIZE_CODING_MAX_PIXELS = 12_000_000
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc mallopt parameters
 
 
-def configure_libvips() -> None:
+def threads_per_render(concurrent: int, cores: int | None = None) -> int:
+    """libvips threads for one render when `concurrent` renders already share the machine's cores.
+
+    A render's own thread pool only pays while cores would otherwise idle: with as many renders
+    in flight as cores, one thread each renders 18 % more images a second than libvips' default
+    of one per core (48 renders from a 1200-px intermediate, 4 at a time, 2 cores: 63.5 and 58.8
+    against 52.4 and 50.1 img/s), as their pools no longer fight over the cores."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores // max(1, concurrent))
+
+
+def configure_libvips(threads: int = 0) -> None:
     """Once per process that renders, before its threads start.
+
+    `threads` > 0: libvips threads per render (threads_per_render); 0 leaves libvips' default.
 
     libvips' operation cache would hold the last 100 operations and their
     multi-megabyte source buffers, and never hit (every render starts from other
@@ -39,6 +53,8 @@ def configure_libvips() -> None:
     are mapped and unmapped, so a source's memory goes back to the system when a
     render ends instead of staying in a thread's arena."""
     pyvips.cache_set_max(0)
+    if threads > 0:
+        pyvips.concurrency_set(threads)
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:  # not glibc
