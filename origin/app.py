@@ -35,7 +35,7 @@ from origin.http.sign import SignResource
 from origin.http.static import add_routes as add_web_routes
 from origin.http.uploads import LocalTarget, LocalUploadResource, S3Target, UploadsResource
 from origin.metrics import Metrics, build_metrics
-from origin.pipeline.render import configure_libvips
+from origin.pipeline.render import configure_libvips, threads_per_render
 from origin.pipeline.variants import Delivery
 from origin.ports.catalog import Catalog
 from origin.ports.queue import Queue
@@ -134,7 +134,8 @@ def from_env() -> falcon.App:
     logs.configure()  # JSON lines on stderr: requests, job steps, the rest
     settings, _ = dev_secrets.ensure(Settings.from_env())  # every worker reads the same secrets
     # every gunicorn worker renders IMAGEHOST_RENDER_CONCURRENCY at once
-    configure_libvips(settings.render_threads(settings.workers or os.cpu_count() or 1, settings.render_concurrency))
+    renders = (settings.workers or os.cpu_count() or 1) * settings.render_concurrency
+    configure_libvips(threads_per_render(settings.vips_threads, renders))
     ports = open_ports(settings)
     if settings.queue == "local" and settings.worker_threads > 0:
         start_workers(settings, ports)

@@ -103,9 +103,9 @@ def cmd_worker(settings: Settings, args) -> int:
     stop_requested = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop_requested.set())
-    from origin.pipeline.render import configure_libvips
+    from origin.pipeline.render import configure_libvips, threads_per_render
 
-    configure_libvips(settings.render_threads(1, settings.worker_threads))
+    configure_libvips(threads_per_render(settings.vips_threads, settings.worker_threads))
     stop = start_workers(settings, open_ports(settings))
     print(f"imagehost: worker running ({settings.worker_threads} threads, queue {settings.queue})", flush=True)
     stop_requested.wait()

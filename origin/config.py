@@ -138,14 +138,6 @@ class Settings:
     def store_dir(self) -> Path:
         return self.data_dir / "store"
 
-    def render_threads(self, processes: int, per_process: int) -> int:
-        """libvips threads per render, for `processes` processes of `per_process` renders each."""
-        if self.vips_threads > 0:
-            return self.vips_threads
-        from origin.pipeline.render import threads_per_render
-
-        return threads_per_render(processes * per_process)
-
     @property
     def store_cache_dir(self) -> Path:
         return self.data_dir / "store-cache"
