@@ -237,3 +237,18 @@ def test_an_empty_lazy_variant_reads_as_missing(tmp_path):
     with pytest.raises(KeyMissing):
         store.get("images/C0ntent1/w300.webp")
     assert store.get("images/C0ntent1/source.jpg") == b""  # an original is never second-guessed
+
+
+def test_listing_passes_over_a_folder_deleted_meanwhile(tmp_path):
+    """Found by the cost benchmark: a merge's timer reclaimed a content while the lifecycle walked the
+    store, and Path.rglob raised FileNotFoundError out of objects()."""
+    store = LocalStore(tmp_path / "store")
+    for content in ("AAAAAAAA", "BBBBBBBB", "CCCCCCCC"):
+        store.put(f"images/{content}/w300.webp", b"x", "image/webp")
+    walk = store.objects("images/")
+    first = next(walk)
+    others = {"AAAAAAAA", "BBBBBBBB", "CCCCCCCC"} - {first.key.split("/")[1]}
+    gone = sorted(others)[0]
+    store.delete_prefix(f"images/{gone}/")
+    rest = [o.key for o in walk]
+    assert f"images/{gone}/w300.webp" not in rest and len(rest) == 1

@@ -143,8 +143,10 @@ class CachedStore:
             self._trim()
 
     def _files(self):
-        for path in self.root.rglob("*"):
-            if path.is_file() and not path.name.startswith(".tmp-"):
+        for folder, _, names in os.walk(self.root):  # folders may vanish meanwhile: passed over
+            for path in (Path(folder) / name for name in names):
+                if path.name.startswith(".tmp-"):
+                    continue
                 try:
                     stat = path.stat()
                 except FileNotFoundError:

@@ -46,6 +46,14 @@ def _write_atomic(path: Path, data: bytes, mtime: float | None = None, durable: 
         raise
 
 
+def _files_under(base: Path):
+    """Every file below `base`; a folder deleted while it is walked (a content reclaimed meanwhile)
+    is passed over, where Path.rglob would raise."""
+    for folder, _, names in os.walk(base):  # os.walk ignores folders that vanish
+        for name in names:
+            yield Path(folder) / name
+
+
 def regenerable(key: str) -> bool:
     return object_class(key) in REGENERABLE
 
@@ -158,8 +166,8 @@ class LocalStore:
             base = root / prefix.rstrip("/")
             if not base.is_dir():
                 continue
-            for path in base.rglob("*"):
-                if path.is_file() and not path.name.startswith(".tmp-"):  # not a write in progress
+            for path in _files_under(base):
+                if not path.name.startswith(".tmp-"):  # not a write in progress
                     key = str(path.relative_to(root))
                     if key in seen:  # a copy across filesystems not finished yet: the warm one counts
                         continue
