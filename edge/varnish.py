@@ -12,7 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-from edge import allowlist, negotiation
+from edge import allowlist, negotiation, presets
 from edge.render import fill
 from origin.security.referers import RefererPolicy
 from origin.security.signing import SigningKeys
@@ -65,10 +65,12 @@ def render_vcl(settings, origin: str, path: Path) -> Path:
         "referer_pattern": negotiation.nginx_safe(policy.pattern),
         "allow_empty_referer": "true" if policy.allow_empty else "false",
         "signature_check": _signature_check(settings),
-        "negotiated_url": negotiation.NEGOTIATED_URL,
+        "negotiated_url": negotiation.negotiated_url(settings.named_presets.names),
         "accept_avif": negotiation.nginx_safe(negotiation.AVIF),
         "accept_webp": negotiation.nginx_safe(negotiation.WEBP),
-        "variant_path": allowlist.variant_path(settings.widths, settings.thumb_sizes),
+        "variant_path": allowlist.variant_path(settings.widths, settings.thumb_sizes,
+                                               presets=settings.named_presets.names),
+        "preset_hash": presets.vcl_hash(settings.named_presets),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(fill(TEMPLATE.read_text(), values))

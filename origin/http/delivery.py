@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from origin.pipeline.request import parse
+from origin.presets import Presets
 from origin.pipeline.variants import Delivery
 from origin.security.referers import RefererPolicy
 from origin.security.signing import SigningKeys, verify
@@ -29,8 +30,10 @@ def access_checks(settings) -> dict:
 
 class DeliveryResource:
     def __init__(self, delivery: Delivery, widths: tuple[int, ...], thumb_sizes: tuple[int, ...],
-                 referers: RefererPolicy | None = None, signing: SigningKeys | None = None):
+                 referers: RefererPolicy | None = None, signing: SigningKeys | None = None,
+                 presets: Presets = Presets()):
         self.delivery = delivery
+        self.presets = presets
         self.widths = widths
         self.thumb_sizes = thumb_sizes
         self.referers = referers  # None: no Referer check
@@ -41,7 +44,7 @@ class DeliveryResource:
             self.referers.check(req.get_header("Referer"))
         if self.signing is not None:
             verify(self.signing, req.path, req.params)
-        request = parse(image_id, variant, self.widths, self.thumb_sizes)
+        request = parse(image_id, variant, self.widths, self.thumb_sizes, self.presets)
         result = self.delivery.variant(request, req.get_header("Accept"))
         resp.etag = result.etag
         resp.cache_control = cache_control(result.max_age)

@@ -37,6 +37,7 @@ class SignResource:
         self.keys = SigningKeys.parse(settings.signing_keys)
         self.widths = settings.widths
         self.thumb_sizes = settings.thumb_sizes
+        self.presets = settings.named_presets
         self.base_url = settings.base_url
 
     def _request(self, body) -> tuple[list[str], int]:
@@ -53,7 +54,7 @@ class SignResource:
         for path in paths:
             path = delivery_path(path)
             _, _, image_id, variant = path.split("/")
-            parse(image_id, variant, self.widths, self.thumb_sizes)
+            parse(image_id, variant, self.widths, self.thumb_sizes, self.presets)
             checked.append(path)
         return checked, expires_in
 
