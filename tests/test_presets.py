@@ -258,3 +258,14 @@ def test_config_and_description_list_the_presets(host):
     info = host.client.simulate_get(f"/v1/images/{image_id}", headers={"Authorization": "Bearer owner-key"}).json
     assert info["urls"]["presets"]["card"].endswith(f"/images/{image_id}/card")
     assert set(info["urls"]["presets"]) == set(host.settings.named_presets.names)
+
+
+def test_the_command_refuses_a_bad_preset_at_start_up(tmp_path):
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "IMAGEHOST_DATA_DIR": str(tmp_path), "IMAGEHOST_PRESETS": "card=fill 800x450 smart, sm9=width 9"}
+    done = subprocess.run([sys.executable, "-m", "origin.cli", "stop"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode != 0
+    assert "configuration error: IMAGEHOST_PRESETS: preset name 'sm9' is taken" in done.stderr
