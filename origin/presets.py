@@ -60,7 +60,7 @@ class Preset:
 
     def output_size(self, source_width: int, source_height: int) -> tuple[int, int]:
         """The rendered dimensions for a picture of that display size (after EXIF rotation)."""
-        return output_size(self, source_width, source_height)
+        return box_size(self.mode, self.width, self.height, source_width, source_height)
 
     def describe(self) -> dict:
         return {"name": self.name, "mode": self.mode, "width": self.width, "height": self.height,
@@ -91,11 +91,11 @@ def width_height(width: int, source_width: int, source_height: int) -> tuple[int
     return width, max(1, int(source_height * width / source_width + 0.5))
 
 
-def output_size(preset: Preset, source_width: int, source_height: int) -> tuple[int, int]:
-    if preset.mode == "width":
-        return width_height(preset.width, source_width, source_height)
-    box_w, box_h = preset.width, preset.height
-    if preset.mode == "fit":
+def box_size(mode: str, box_w: int, box_h: int | None, source_width: int, source_height: int) -> tuple[int, int]:
+    """What a `mode` box (width, fit, fill) renders a picture of that display size to."""
+    if mode == "width":
+        return width_height(box_w, source_width, source_height)
+    if mode == "fit":
         # the widest width whose height (rounded as libvips rounds it) still fits the box
         width = max(1, min(box_w, source_width, int(source_width * box_h / source_height)))
         return width_height(width, source_width, source_height)

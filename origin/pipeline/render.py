@@ -22,7 +22,7 @@ import pyvips
 
 from origin.errors import RenderFailed
 from origin.formats import FORMATS
-from origin.presets import Preset, output_size
+from origin.presets import Preset, box_size
 
 HUGE = 10_000_000  # "no limit" on one side of a thumbnail box
 # libjpeg's optimised Huffman tables need every coefficient in memory: above this
@@ -105,8 +105,7 @@ class RenderOptions:
     @property
     def box(self) -> tuple[int, int]:
         """The output dimensions of a fit or fill render."""
-        return output_size(Preset("-", self.kind, self.size, self.height, self.gravity), self.source_width,
-                           self.source_height)
+        return box_size(self.kind, self.size, self.height, self.source_width, self.source_height)
 
     @property
     def crop_size(self) -> tuple[int, int] | None:
