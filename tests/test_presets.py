@@ -212,6 +212,8 @@ def test_animated_fill_keeps_every_frame(host):
         assert resp.status_code == 200
         out = pyvips.Image.new_from_buffer(resp.content, "", n=-1)
         assert out.get("n-pages") == 6 and out.get("page-height") == size[1] and out.width == size[0], name
+    webp = pyvips.Image.new_from_buffer(host.get(image_id, "thumb.webp").content, "", n=-1)
+    assert webp.get("n-pages") == 6 and (webp.width, webp.get("page-height")) == (100, 100)
     still = pyvips.Image.new_from_buffer(host.get(image_id, "thumb.jpeg").content, "")
     assert (still.width, still.height) == (100, 100)
 
