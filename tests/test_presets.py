@@ -3,6 +3,9 @@ photos: the grammar and its start-up errors, each mode's dimensions in both orie
 source each box starts from, gravity, animations, keys, /v1/config and the image description."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -12,11 +15,11 @@ from falcon import testing
 from origin import keys, presets
 from origin.app import create_app
 from origin.config import ConfigError, Settings
+from origin.errors import InvalidRequest
 from origin.ingest.originals import ingest
 from origin.ingest.validate import Limits
 from origin.pipeline.render import RenderOptions, render
 from origin.pipeline.request import parse
-from origin.errors import InvalidRequest
 from origin.ports.store_local import LocalStore
 from origin.wiring import open_catalog
 from tests import images
@@ -140,8 +143,8 @@ def test_each_mode_on_real_photos(host, photo, expected):
 def test_a_box_renders_from_the_smallest_intermediate_that_serves_it(host):
     image_id = host.add(images.BIG_PHOTO.read_bytes())  # 5640 x 3172: rungs 2400 x 1350 and 1200 x 675
     content = host.catalog.get(image_id).content
-    expected = {"card": keys.intermediate_key(content, False, 1200), "avatar": keys.intermediate_key(content, False, 1200),
-                "content": keys.intermediate_key(content, False, 1200), "hero": keys.intermediate_key(content, False),
+    rung = keys.intermediate_key(content, False, 1200)
+    expected = {"card": rung, "avatar": rung, "content": rung, "hero": keys.intermediate_key(content, False),
                 "big": keys.source_key(content, "jpeg"), "wide": keys.source_key(content, "jpeg")}  # 4000 wide
     for name, source in expected.items():
         host.store.reads.clear()
@@ -263,10 +266,8 @@ def test_config_and_description_list_the_presets(host):
 
 
 def test_the_command_refuses_a_bad_preset_at_start_up(tmp_path):
-    import os
-    import subprocess
-    import sys
-    env = {**os.environ, "IMAGEHOST_DATA_DIR": str(tmp_path), "IMAGEHOST_PRESETS": "card=fill 800x450 smart, sm9=width 9"}
+    env = {**os.environ, "IMAGEHOST_DATA_DIR": str(tmp_path),
+           "IMAGEHOST_PRESETS": "card=fill 800x450 smart, sm9=width 9"}
     done = subprocess.run([sys.executable, "-m", "origin.cli", "stop"], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode != 0
