@@ -272,3 +272,16 @@ def test_the_command_refuses_a_bad_preset_at_start_up(tmp_path):
                           timeout=60)
     assert done.returncode != 0
     assert "configuration error: IMAGEHOST_PRESETS: preset name 'sm9' is taken" in done.stderr
+
+
+def test_deleting_an_image_removes_its_preset_renders(host):
+    image_id = host.add(landscape())
+    content = host.catalog.get(image_id).content
+    for name in ("card.webp", "hero.jpeg", "content.avif"):
+        assert host.get(image_id, name).status_code == 200
+    rendered = [o.key for o in host.store.objects(keys.prefix(content)) if "/p-" in o.key]
+    assert len(rendered) == 3 and all(keys.object_class(key) == "variant" for key in rendered)
+    gone = host.client.simulate_delete(f"/v1/images/{image_id}", headers={"Authorization": "Bearer owner-key"})
+    assert gone.status_code in (200, 204), gone.text
+    assert not any(host.store.exists(key) for key in rendered)
+    assert host.get(image_id, "card.webp").status_code == 404
