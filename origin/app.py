@@ -84,7 +84,8 @@ def create_app(settings: Settings, store: Store, catalog: Catalog, metrics: Metr
 
     delivery = Delivery(store, catalog, settings, metrics)
     app.add_route("/images/{image_id}/{variant}",
-                  DeliveryResource(delivery, settings.widths, settings.thumb_sizes, **access_checks(settings)))
+                  DeliveryResource(delivery, settings.widths, settings.thumb_sizes, **access_checks(settings),
+                                   auto_width=settings.auto_width))
     app.add_sink(_malformed_image_path, r"^/images(/|$)")
 
     api_keys = ApiKeys.from_settings(settings)
