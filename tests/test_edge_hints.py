@@ -8,6 +8,7 @@ URLs stay valid whatever hints ride along, because the hints can only pick an al
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import replace
 
@@ -135,6 +136,43 @@ def test_forty_hint_values_make_one_varnish_object_per_width_and_format_class(st
     seen = fold(origin, edges["varnish"], ids[1])
     assert len(seen) == len(WIDTHS) * 2
     print(f"\nvarnish: {2 * len(hint_sets())} requests -> {len(seen)} objects")
+
+
+def random_hints(rng: random.Random) -> dict:
+    widths = [lambda: str(rng.randint(0, 3000)), lambda: str(rng.randint(0, 999_999)),
+              lambda: "0" + str(rng.randint(0, 999)), lambda: str(rng.randint(1, 999)) + " ",
+              lambda: rng.choice(["", "abc", "12.5", "-3", "1234567", "1,2", "0x10", "1_000"])]
+    dprs = [lambda: f"{rng.randint(0, 4)}.{rng.randint(0, 999):0{rng.randint(1, 3)}d}",
+            lambda: str(rng.randint(0, 12)), lambda: rng.choice(["0.75", "2.625", "99.999", "1.2345", ".5",
+                                                                    "2.", "abc", "100", "0.000", "1.5 "])]
+    headers = {}
+    if rng.random() < 0.5:
+        headers["Sec-CH-Width"] = rng.choice(widths)()
+    if rng.random() < 0.7:
+        headers["Sec-CH-DPR"] = rng.choice(dprs)()
+    if rng.random() < 0.6:
+        headers["Sec-CH-Viewport-Width"] = rng.choice(widths)()
+    return headers
+
+
+@pytest.mark.parametrize("edge", ["nginx", "varnish"])
+def test_the_edges_fold_random_hints_as_the_origin_rule_does(stack, edge):
+    """njs and VCL against origin/pipeline/hints.py: the width and this client's Content-DPR."""
+    origin, edges, ids, root = stack
+    if edge not in edges:
+        pytest.skip("needs Debian's varnish and varnish-vmod-digest")
+    rng = random.Random(12)
+    path = f"/images/{ids[0]}/auto.jpeg"
+    misses = 0
+    for _ in range(300):
+        headers = random_hints(rng)
+        resp = requests.get(edges[edge] + path, headers=headers, timeout=60)
+        assert resp.status_code == 200, (headers, resp.text)
+        width, parsed = expected_width(headers)
+        assert int(resp.headers["X-Image-Width"]) == width, headers
+        assert resp.headers.get("Content-DPR") == hints.content_dpr(width, parsed), headers
+        misses += resp.headers["X-Cache-Status"] == "MISS"
+    assert misses <= len(WIDTHS)
 
 
 @pytest.mark.parametrize("edge", ["nginx", "varnish"])
