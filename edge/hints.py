@@ -1,4 +1,5 @@
-"""Client hints at the Varnish edge: origin/pipeline/hints.py's rule as VCL (nginx: edge/hints.js).
+"""Client hints at the edges: origin/pipeline/hints.py's rule as VCL for Varnish (nginx: edge/hints.js,
+run only on the paths AUTO_PATH matches).
 
 `vcl_recv_hints` is the body of `sub hint_width`: for /images/{id}/auto[.{fmt}] it parses the
 client's Sec-CH-Width, Sec-CH-DPR and Sec-CH-Viewport-Width (std.collect first: repeated headers
@@ -10,7 +11,8 @@ Content-DPR from the served width. Whole milli-pixels, as in Python and njs.
 """
 from __future__ import annotations
 
-AUTO_URL = r"^/images/[^/?]+/auto(?:\.[a-z0-9]+)?(?:\?.*)?$"
+AUTO_PATH = r"^/images/[^/]+/auto(?:\.[a-z0-9]+)?$"  # nginx's $uri: where njs folds the hints
+AUTO_URL = r"^/images/[^/?]+/auto(?:\.[a-z0-9]+)?(?:\?.*)?$"  # the same on a raw URL (Varnish)
 _WIDTH = r"^[ \t]*[0-9]{1,6}[ \t]*$"
 _DPR = r"^[ \t]*[0-9]{1,2}(?:\.[0-9]{1,3})?[ \t]*$"
 _TRIM = r"^[ \t]*([0-9.]*)[ \t]*$"

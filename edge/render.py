@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge import allowlist, negotiation
+from edge import allowlist, hints, negotiation
 from origin.formats import OUTPUT_FORMATS
 from origin.security.referers import RefererPolicy
 from origin.security.signing import SigningKeys
@@ -147,6 +147,7 @@ def render(settings, options: EdgeOptions) -> Path:
         "accept_avif": negotiation.nginx_safe(negotiation.AVIF),
         "accept_webp": negotiation.nginx_safe(negotiation.WEBP),
         "negotiated_path": negotiation.NEGOTIATED_PATH,
+        "auto_path": hints.AUTO_PATH,
         "referer_map": _referer_map(RefererPolicy.from_settings(settings)),
         "signature_check": _signature_check(settings),
         "plain_server": _plain_server(options),
