@@ -184,3 +184,21 @@ def test_pages_ask_for_client_hints(origin):
         for feature in ("ch-dpr", "ch-width", "ch-viewport-width"):
             assert f'{feature}=(self "https://img.example")' in policy
     assert "Accept-CH" not in get(server, "/static/style.css").headers
+
+
+def test_the_origin_checks_a_signed_auto_url_like_any_variant(tmp_path):
+    from origin.security.signing import SigningKeys, sign_path
+
+    server = start_edge_origin(tmp_path / "var", {"IMAGEHOST_SIGNING_REQUIRED": "1",
+                                                  "IMAGEHOST_SIGNING_KEYS": "k1:origin-secret"}, workers=1)
+    try:
+        photo = json.loads(server.ingest(images.PHOTOS[1]).stdout)["id"]
+        path = f"/images/{photo}/auto.webp"
+        signed = sign_path(SigningKeys.parse("k1:origin-secret"), path, 60)
+        for width, headers in ((300, {"Sec-CH-Width": "300"}), (1200, {}), (2400, {"Sec-CH-Width": "4000"})):
+            resp = get(server, signed, **headers)
+            assert resp.status_code == 200 and images.size(resp.content)[0] == width, resp.text
+        refused = get(server, path, Sec_CH_Width="300")
+        assert refused.status_code == 403 and refused.json()["error"] == "bad_signature"
+    finally:
+        stop(server.proc)
