@@ -28,9 +28,10 @@ class PlaceholderResource:
             verify(self.signing, req.path, req.params)
         check_id(image_id)
         data = self.placeholders.png(image_id)
-        resp.etag = hashlib.blake2b(data, digest_size=16).hexdigest()
+        etag = hashlib.blake2b(data, digest_size=16).hexdigest()
+        resp.etag = etag
         resp.cache_control = cache_control(None)
-        if any(tag == "*" or tag == resp.etag for tag in req.if_none_match or []):
+        if any(tag == "*" or tag == etag for tag in req.if_none_match or []):
             resp.status = 304
             return
         resp.content_type = "image/png"
