@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import requests
 import pyvips
 from PIL import Image
 
@@ -202,3 +203,35 @@ def test_a_catalog_made_before_placeholders_gets_the_column(tmp_path):
     catalog.set_content_thumbhash("old0content", "AAAA")
     assert replace(catalog.get_content("old0content")).thumbhash == "AAAA"
     catalog.close()
+
+
+# --- through the nginx edge, in front of a real gunicorn origin -----------------------------------
+
+def test_the_placeholder_is_served_through_the_edge_cached_immutable(tmp_path):
+    from origin.config import Settings
+    from tests.servers import start_edge, start_edge_origin, stop
+
+    origin = start_edge_origin(tmp_path / "var")
+    try:
+        result = origin.ingest(PHOTO)
+        assert result.returncode == 0, result.stderr
+        image_id = json.loads(result.stdout.splitlines()[0])["id"]
+        edge = start_edge(Settings.from_env(origin.env), int(origin.url.rsplit(":", 1)[1]), tmp_path / "edge")
+        try:
+            url = f"{edge.url}/images/{image_id}/placeholder"
+            first, second = requests.get(url, timeout=30), requests.get(url, timeout=30)
+            assert first.status_code == 200 and first.headers["Content-Type"] == "image/png"
+            assert first.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+            assert "Vary" not in first.headers  # one entry per image, whatever the Accept
+            assert [first.headers["X-Cache-Status"], second.headers["X-Cache-Status"]] == ["MISS", "HIT"]
+            assert first.content == second.content and Image.open(io.BytesIO(first.content)).format == "PNG"
+            assert same_aspect(Image.open(io.BytesIO(first.content)).size, images.size(PHOTO.read_bytes()))
+            for other in ("placeholder.png", "placeholder2", "Placeholder"):  # refused at the edge
+                refused = requests.get(f"{edge.url}/images/{image_id}/{other}", timeout=30)
+                assert refused.status_code == 400 and refused.json()["error"] == "invalid_request", other
+            log = (origin.data_dir / "gunicorn.log").read_text()  # the origin logs every path it answers
+            assert f"/images/{image_id}/placeholder\"" in log and f"/images/{image_id}/placeholder." not in log
+        finally:
+            stop(edge.proc)
+    finally:
+        stop(origin.proc)
