@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -181,28 +180,6 @@ def test_the_bulk_import_makes_the_thumbhash_from_its_decode(host):
         assert stored and fallback.read(host.store, record.id).thumbhash == stored
         w, h = Image.open(io.BytesIO(placeholders.png(stored, record.width, record.height))).size
         assert same_aspect((w, h), (record.width, record.height))
-
-
-def test_a_catalog_made_before_placeholders_gets_the_column(tmp_path):
-    import sqlite3
-
-    from origin.ports.catalog_sqlite import SqliteCatalog
-
-    path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as conn:  # the contents table as it was
-        conn.execute("CREATE TABLE contents (id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, content_type TEXT NOT NULL,"
-                     " width INTEGER NOT NULL, height INTEGER NOT NULL, has_alpha INTEGER NOT NULL DEFAULT 0,"
-                     " pages INTEGER NOT NULL DEFAULT 1, bytes INTEGER NOT NULL DEFAULT 0, phash INTEGER,"
-                     " refs INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'live', nsfw_score REAL,"
-                     " checked INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,"
-                     " repointed_at REAL NOT NULL DEFAULT 0)")
-        conn.execute("INSERT INTO contents (id, sha256, content_type, width, height, created_at)"
-                     " VALUES ('old0content', 'x', 'image/jpeg', 4, 3, 0)")
-    catalog = SqliteCatalog(path)
-    assert catalog.get_content("old0content").thumbhash is None
-    catalog.set_content_thumbhash("old0content", "AAAA")
-    assert replace(catalog.get_content("old0content")).thumbhash == "AAAA"
-    catalog.close()
 
 
 # --- through the nginx edge, in front of a real gunicorn origin -----------------------------------
