@@ -212,3 +212,20 @@ def test_the_placeholder_is_served_through_the_edge_cached_immutable(tmp_path):
             stop(edge.proc)
     finally:
         stop(origin.proc)
+
+
+def test_a_host_that_requires_signatures_signs_and_checks_the_placeholder(tmp_path, catalog_url):
+    host = make_host(tmp_path, catalog_url, api_keys="placeholder-key:alice", signing_required=True,
+                     signing_keys="k1:placeholder-secret")
+    image_id = host.upload(PHOTO.read_bytes())
+    client = host.client()
+    path = f"/images/{image_id}/placeholder"
+    assert client.simulate_get(path).status_code == 403  # unsigned
+    signed = client.simulate_post("/v1/sign", headers=API, json={"paths": [path], "expires_in": 60})
+    assert signed.status_code == 200, signed.text
+    url = signed.json["urls"][0]
+    query = url.split("?", 1)[1]
+    answer = client.simulate_get(path, query_string=query)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
+    bad = client.simulate_post("/v1/sign", headers=API, json={"paths": ["/images/a/placeholder"], "expires_in": 60})
+    assert bad.status_code == 400 and bad.json["error"] == "invalid_request"

@@ -49,12 +49,14 @@ function hashHasAlpha(thumbhash) {
 /**
  * The placeholder behind a thumbnail until it draws: set through the CSSOM (the page's CSP allows no
  * inline style), taken away once a picture with transparency has loaded so it does not show through.
+ * An image given no ThumbHash yet uses its placeholder URL, whose first request makes one.
  */
-function withPlaceholder(img, info) {
-  if (!info.placeholder) return img;
+function withPlaceholder(img, info, signed) {
+  const source = info.placeholder || (info.urls.placeholder && signed(info.urls.placeholder));
+  if (!source) return img;
   img.classList.add("blurred");
-  img.style.backgroundImage = `url("${info.placeholder}")`;
-  if (hashHasAlpha(info.thumbhash)) {
+  img.style.backgroundImage = `url("${source}")`;
+  if (!info.thumbhash || hashHasAlpha(info.thumbhash)) {
     img.addEventListener("load", () => img.style.removeProperty("background-image"), { once: true });
   }
   return img;
@@ -99,7 +101,7 @@ function card(info, config, signed) {
       sizes: "(max-width: 420px) 90vw, 300px",
       width: 300, height: 300, alt: stem(info.filename), decoding: "async",
     });
-    withPlaceholder(img, info);
+    withPlaceholder(img, info, signed);
     figure = h("figure", {}, h("a", { href: signed(info.urls.original), class: "thumb-link" }, img),
       h("figcaption", {}, name));
   } else {
@@ -146,7 +148,7 @@ function card(info, config, signed) {
 async function render(items, config) {
   const ready = items.filter((i) => i.state === "ready");
   const wanted = ready.flatMap((i) => [i.urls.original, ...Object.values(i.urls.smart),
-    ...variantLinks(i, config).map(([, url]) => url)]);
+    ...variantLinks(i, config).map(([, url]) => url), ...(i.placeholder ? [] : [i.urls.placeholder])]);
   const unique = [...new Set(wanted)];
   const urls = await deliverable(unique, SIGNED_FOR);
   const map = new Map(unique.map((u, n) => [u, urls[n]]));
