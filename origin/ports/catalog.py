@@ -6,7 +6,7 @@ public original and every variant, under `images/{content id}/…` in the store.
 Several records may point at one content (dedup: origin/ingest/dedup.py); a record
 whose `content_id` is "" (made before contents existed) is its own content.
 
-    contents   id, sha256 (unique among live contents), phash, width, height, refs
+    contents   id, sha256 (unique among live contents), phash, thumbhash, width, height, refs
                (how many records point at it), state (live | deleting), …
     merges     compaction intents: content `from_id` collapses into `into_id`
                (origin/ingest/compact.py), written before anything moves
