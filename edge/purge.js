@@ -2,7 +2,7 @@
 //
 // The edge's cache key is "{path}|{format class}" (nginx/edge.conf.template).
 // Every key an image can have is enumerated from the allow-lists rendered into
-// edge_settings.js (original; w{n}, sq{n}, sm{n} in every output format, and
+// edge_settings.js (original, placeholder; w{n}, sq{n}, sm{n} in every output format, and
 // without an extension once per format class; auto and auto.{fmt} once per width class), and
 // each cache file is unlinked
 // where nginx keeps it: {cache}/{levels from the end of md5(key)}/{md5(key)}.
@@ -16,7 +16,7 @@ var ID = /^\/purge\/images\/([A-Za-z0-9_-]{6,64})$/;
 
 function keysFor(id) {
     var base = '/images/' + id + '/';
-    var keys = [base + 'original|-'];
+    var keys = [base + 'original|-', base + 'placeholder|-'];
     var kinds = [['w', settings.widths], ['sq', settings.thumbs], ['sm', settings.thumbs]];
     kinds.forEach(function (kind) {
         kind[1].forEach(function (size) {
