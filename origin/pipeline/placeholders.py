@@ -15,6 +15,7 @@ placeholder takes the space its image will.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 
 import numpy as np
@@ -64,8 +65,12 @@ def size(width: int, height: int) -> tuple[int, int]:
 
 def png(hash_b64: str, width: int, height: int) -> bytes:
     """The placeholder at the picture's aspect (width × height are the picture's: any scale)."""
+    return _drawn(hash_b64, *size(width, height))
+
+
+@functools.lru_cache(maxsize=4096)  # a listing draws a page of them on every request: ~1 ms each
+def _drawn(hash_b64: str, w: int, h: int) -> bytes:
     hash_ = base64.b64decode(hash_b64)
-    w, h = size(width, height)
     pixels = thumbhash.decode(hash_, w, h)
     bands = 4 if thumbhash.has_alpha(hash_) else 3
     image = pyvips.Image.new_from_memory(np.ascontiguousarray(pixels[..., :bands]).tobytes(), w, h, bands,
