@@ -202,3 +202,22 @@ def test_the_origin_checks_a_signed_auto_url_like_any_variant(tmp_path):
         assert refused.status_code == 403 and refused.json()["error"] == "bad_signature"
     finally:
         stop(server.proc)
+
+
+def test_the_api_and_the_config_offer_auto(tmp_path, catalog_url):
+    """An owner finds /auto beside the fixed widths, and the page its default and the hints it reads."""
+    from urllib.parse import urlsplit
+
+    from tests.test_dedup_pipeline import make_host
+
+    host = make_host(tmp_path, catalog_url, api_keys="hints-key:alice")
+    image_id = host.upload(images.PHOTOS[0].read_bytes())
+    client = host.client()
+    answer = client.simulate_get(f"/v1/images/{image_id}", headers={"Authorization": "Bearer hints-key"}).json
+    auto = answer["urls"]["auto"]
+    assert auto.endswith(f"/images/{image_id}/auto")
+    resp = client.simulate_get(urlsplit(auto).path, headers={"Sec-CH-Width": "280", "Accept": "image/webp"})
+    assert resp.status_code == 200 and images.size(resp.content)[0] == int(resp.headers["X-Image-Width"]) == 300
+    config = client.simulate_get("/v1/config").json["auto"]
+    assert config == {"path": "/images/{id}/auto", "default_width": 1200,
+                      "client_hints": ["Sec-CH-Width", "Sec-CH-DPR", "Sec-CH-Viewport-Width"]}

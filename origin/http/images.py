@@ -53,6 +53,7 @@ def describe(record, base: str, widths, thumb_sizes, content=None) -> dict:
             },
             srcset=", ".join(f"{root}/w{w} {w}w" for w in widths if w <= max(record.width, min(widths))),
         )
+        out["urls"]["auto"] = f"{root}/auto"  # the width from client hints (pipeline/hints.py)
         out["urls"]["placeholder"] = f"{root}/placeholder"
         out.update(placeholder_fields(content))
     return out
