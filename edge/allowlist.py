@@ -1,6 +1,7 @@
 """The delivery URL allow-list as one regular expression, for the edge (origin/pipeline/request.py's
 rule: sizes from the allow-lists, spelled canonically, the configured preset names, formats from
-the fixed list).
+the fixed list; `auto` takes its width from the same allow-list, edge/hints.py; and the placeholder,
+origin/http/placeholder.py).
 
 The origin checks the same again; the edge's copy means a URL the origin would refuse never
 reaches it, nor takes a cache entry.
@@ -22,6 +23,6 @@ def variant_path(widths, thumb_sizes, formats=OUTPUT_FORMATS, end: str = PCRE_EN
     """The allow-list as a PCRE pattern for nginx (end=PYTHON_END: the same for Python's re).
     `presets`: the configured preset names (origin/presets.py: [a-z][a-z0-9-]*, nothing to escape)."""
     named = f"|{_alternatives(presets)}" if presets else ""
-    variant = (f"(?:w(?:{_alternatives(widths)})|(?:sq|sm)(?:{_alternatives(thumb_sizes)}){named})"
+    variant = (f"(?:w(?:{_alternatives(widths)})|(?:sq|sm)(?:{_alternatives(thumb_sizes)})|auto{named})"
                f"(?:\\.(?:{_alternatives(formats)}))?")
-    return f"^/images/[A-Za-z0-9_-]+/(?:original|{variant}){end}"
+    return f"^/images/[A-Za-z0-9_-]+/(?:original|placeholder|{variant}){end}"

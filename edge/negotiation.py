@@ -21,9 +21,9 @@ import re
 
 CLASSES = ("avif", "webp", "jpeg")
 CANONICAL_ACCEPT = {"avif": "image/avif", "webp": "image/webp", "jpeg": "image/jpeg", "-": "*/*"}
-# variant paths whose format comes from Accept: w{n}, sq{n}, sm{n} without an extension
-NEGOTIATED_PATH = r"^/images/[^/]+/(?:w|sq|sm)[0-9]+$"
-NEGOTIATED_URL = r"^/images/[^/?]+/(?:w|sq|sm)[0-9]+(?:\?.*)?$"  # the same on a raw URL (Varnish)
+# variant paths whose format comes from Accept: w{n}, sq{n}, sm{n}, auto without an extension
+NEGOTIATED_PATH = r"^/images/[^/]+/(?:(?:w|sq|sm)[0-9]+|auto)$"
+NEGOTIATED_URL = r"^/images/[^/?]+/(?:(?:w|sq|sm)[0-9]+|auto)(?:\?.*)?$"  # the same on a raw URL (Varnish)
 
 
 def _with_presets(pattern: str, presets) -> str:

@@ -12,7 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-from edge import allowlist, negotiation, presets
+from edge import allowlist, hints, negotiation, presets
 from edge.render import fill
 from origin.security.referers import RefererPolicy
 from origin.security.signing import SigningKeys
@@ -71,6 +71,9 @@ def render_vcl(settings, origin: str, path: Path) -> Path:
         "variant_path": allowlist.variant_path(settings.widths, settings.thumb_sizes,
                                                presets=settings.named_presets.names),
         "preset_hash": presets.vcl_hash(settings.named_presets),
+        "auto_url": hints.AUTO_URL,
+        "hint_width": hints.vcl_recv_hints(settings.widths, settings.auto_width),
+        "deliver_hints": hints.vcl_deliver_hints(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(fill(TEMPLATE.read_text(), values))

@@ -5,6 +5,7 @@
     /images/{id}/sq{size}[.{fmt}]      square, centre crop
     /images/{id}/sm{size}[.{fmt}]      square, smart (saliency) crop
     /images/{id}/{preset}[.{fmt}]      a named preset from IMAGEHOST_PRESETS (origin/presets.py)
+    /images/{id}/auto[.{fmt}]          an allowed width chosen from client hints (pipeline/hints.py)
 
 Without `.{fmt}` the format is chosen from Accept. Widths and sizes must be in
 the configured allow-lists, spelled canonically (`w300`, never `w0300`): an
@@ -23,13 +24,14 @@ from origin.presets import Preset, Presets
 
 VARIANT_PATTERN = re.compile(r"^(?P<kind>w|sq|sm)(?P<size>[0-9]{1,6})(?:\.(?P<fmt>[a-z0-9]{1,8}))?$")
 PRESET_PATTERN = re.compile(r"(?P<name>[a-z][a-z0-9-]{0,31})(?:\.(?P<fmt>[a-z0-9]{1,8}))?")
+AUTO_PATTERN = re.compile(r"auto(?:\.(?P<fmt>[a-z0-9]{1,8}))?")
 
 
 @dataclass(frozen=True)
 class VariantRequest:
     image_id: str
-    kind: str  # original | w | sq | sm | preset
-    size: int | None  # None for the original and a preset
+    kind: str  # original | w | sq | sm | auto (resolved to a w before it is served) | preset
+    size: int | None  # None for the original, auto and a preset
     fmt: str | None  # None: negotiate from Accept (or keep the source's format for the original)
     preset: Preset | None = None  # kind "preset": its definition
 
@@ -38,7 +40,7 @@ class VariantRequest:
         """The stem of its store key: original, w300, sq150, p-card-1a2b3c4d."""
         if self.preset is not None:
             return self.preset.key_name
-        return "original" if self.kind == "original" else f"{self.kind}{self.size}"
+        return self.kind if self.kind in ("original", "auto") else f"{self.kind}{self.size}"
 
 
 def parse(image_id: str, variant: str, widths: tuple[int, ...], thumb_sizes: tuple[int, ...],
@@ -46,13 +48,18 @@ def parse(image_id: str, variant: str, widths: tuple[int, ...], thumb_sizes: tup
     check_id(image_id)
     if variant == "original":
         return VariantRequest(image_id, "original", None, None)
+    auto = AUTO_PATTERN.fullmatch(variant)
+    if auto:
+        if auto["fmt"] is not None and auto["fmt"] not in OUTPUT_FORMATS:
+            raise InvalidRequest(f"unknown format {auto['fmt']!r}", allowed=list(OUTPUT_FORMATS))
+        return VariantRequest(image_id, "auto", None, auto["fmt"])
     match = VARIANT_PATTERN.fullmatch(variant)  # `$` alone would let a trailing newline through
     if not match:
         named = PRESET_PATTERN.fullmatch(variant)
         preset = presets.get(named["name"]) if named else None
         if preset is None:
             raise InvalidRequest(
-                "malformed variant: expected original, w{width}, sq{size}, sm{size} or a preset, optionally .{fmt}",
+                "malformed variant: expected original, w{width}, sq{size}, sm{size}, auto or a preset, optionally .{fmt}",
                 variant=variant[:80], presets=list(presets.names),
             )
         return VariantRequest(image_id, "preset", None, _format(named["fmt"]), preset)

@@ -88,6 +88,7 @@ ADDED_INDEXES = """
 CREATE INDEX IF NOT EXISTS images_content ON images (content_id);
 CREATE INDEX IF NOT EXISTS images_source_key ON images (source_key) WHERE source_key <> '';
 """
+ADDED_CONTENT_COLUMNS = (("thumbhash", "TEXT"),)
 SELECT = f"SELECT {', '.join(COLUMNS)}, seq FROM images"
 
 
@@ -109,16 +110,21 @@ def _value(name: str, value):
     return value
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    conn.executescript(SCHEMA)
-    for name, definition in ADDED_COLUMNS:
-        present = {row[1] for row in conn.execute("PRAGMA table_info(images)")}
+def _add_columns(conn: sqlite3.Connection, table: str, columns) -> None:
+    for name, definition in columns:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if name not in present:
             try:
-                conn.execute(f"ALTER TABLE images ADD COLUMN {name} {definition}")
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
             except sqlite3.OperationalError as exc:  # another process added it first
                 if "duplicate column" not in str(exc):
                     raise
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+    _add_columns(conn, "images", ADDED_COLUMNS)
+    _add_columns(conn, "contents", ADDED_CONTENT_COLUMNS)
     conn.executescript(ADDED_INDEXES)
     conn.executescript(USAGE_SCHEMA)
 
