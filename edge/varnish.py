@@ -66,8 +66,7 @@ def render_vcl(settings, origin: str, path: Path) -> Path:
         "allow_empty_referer": "true" if policy.allow_empty else "false",
         "signature_check": _signature_check(settings),
         "negotiated_url": negotiation.NEGOTIATED_URL,
-        "accept_avif": negotiation.nginx_safe(negotiation.AVIF),
-        "accept_webp": negotiation.nginx_safe(negotiation.WEBP),
+        "accept_class_chain": negotiation.vcl_accept_chain(),
         "variant_path": allowlist.variant_path(settings.widths, settings.thumb_sizes),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
