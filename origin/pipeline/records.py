@@ -27,15 +27,16 @@ log = logging.getLogger("imagehost.records")
 
 
 def served(record: ImageRecord, content: Content) -> ImageRecord:
-    """The record as its delivery URLs render it: its content's keys and picture facts."""
+    """The record as its delivery URLs render it: its content's keys, picture facts and qualities."""
     return replace(record, content_id=content.id, content_type=content.content_type, width=content.width,
-                   height=content.height, has_alpha=content.has_alpha, pages=content.pages)
+                   height=content.height, has_alpha=content.has_alpha, pages=content.pages,
+                   qualities=content.qualities)
 
 
 def served_record(catalog: Catalog, record: ImageRecord) -> ImageRecord:
-    """`served` with the content read from the catalog; a record that is its own content is as it is
-    (its content was made from its own header)."""
-    if not record.content_id or record.content_id == record.id:
+    """`served` with the content read from the catalog (a record that is its own content gets its
+    qualities from it); a record made before contents existed is as it is."""
+    if not record.content_id:
         return record
     try:
         return served(record, catalog.get_content(record.content_id))

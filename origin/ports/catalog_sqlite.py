@@ -84,6 +84,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS merges_open ON merges (from_id) WHERE step IN 
 """
 # columns added after the first release: (name, definition); then the indexes that use them
 ADDED_COLUMNS = (("content_id", "TEXT NOT NULL DEFAULT ''"), ("source_key", "TEXT NOT NULL DEFAULT ''"))
+ADDED_CONTENT_COLUMNS = (("qualities", "TEXT"),)
 ADDED_INDEXES = """
 CREATE INDEX IF NOT EXISTS images_content ON images (content_id);
 CREATE INDEX IF NOT EXISTS images_source_key ON images (source_key) WHERE source_key <> '';
@@ -111,11 +112,12 @@ def _value(name: str, value):
 
 def _migrate(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
-    for name, definition in ADDED_COLUMNS:
-        present = {row[1] for row in conn.execute("PRAGMA table_info(images)")}
+    for table, name, definition in [("images", *c) for c in ADDED_COLUMNS] + [
+            ("contents", *c) for c in ADDED_CONTENT_COLUMNS]:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if name not in present:
             try:
-                conn.execute(f"ALTER TABLE images ADD COLUMN {name} {definition}")
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
             except sqlite3.OperationalError as exc:  # another process added it first
                 if "duplicate column" not in str(exc):
                     raise
