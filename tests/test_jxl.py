@@ -148,3 +148,29 @@ def test_jxl_through_the_origin_and_the_nginx_edge(stack):
     assert purged.status_code == 200 and purged.json()["removed"] >= 3
     again = requests.get(f"{edge.url}/images/{image_id}/w600", headers={"Accept": ACCEPT_JXL}, timeout=60)
     assert again.headers["X-Cache-Status"] == "MISS" and again.headers["Content-Type"] == "image/jxl"
+
+
+@pytest.mark.slow
+def test_jxl_through_the_varnish_edge(stack, tmp_path):
+    from tests.test_edge_varnish import HAVE_VARNISH, start_varnish
+
+    if not HAVE_VARNISH:
+        pytest.skip("needs Debian's varnish and varnish-vmod-digest")
+    origin, _, image_id = stack
+    url, proc = start_varnish(Settings.from_env(origin.env), origin, tmp_path)
+    try:
+        seen = {}
+        for name, accept in [("jxl", ACCEPT_JXL), ("jxl-again", "image/jxl;q=0.9, */*"), ("safari17",
+                             BROWSERS["safari17"][0]), ("safari15", BROWSERS["safari15"][0])]:
+            resp = requests.get(f"{url}/images/{image_id}/w300", headers={"Accept": accept}, timeout=60)
+            assert resp.status_code == 200, name
+            seen[name] = (resp.headers["Content-Type"], resp.headers["X-Cache-Status"], resp.content)
+        assert [seen[n][:2] for n in ("jxl", "jxl-again")] == [("image/jxl", "MISS"), ("image/jxl", "HIT")]
+        assert jxl.decode(seen["jxl"][2]).shape[1] == 300
+        assert (seen["safari17"][0], seen["safari15"][0]) == ("image/avif", "image/webp")
+        banned = requests.post(f"{url}/purge/images/{image_id}", timeout=10)
+        assert banned.status_code == 200
+        again = requests.get(f"{url}/images/{image_id}/w300", headers={"Accept": ACCEPT_JXL}, timeout=60)
+        assert again.headers["X-Cache-Status"] == "MISS" and again.headers["Content-Type"] == "image/jxl"
+    finally:
+        stop(proc)
