@@ -1,5 +1,6 @@
 """The delivery URL allow-list as one regular expression, for the edge (origin/pipeline/request.py's
-rule: sizes from the allow-lists, spelled canonically, formats from the fixed list).
+rule: sizes from the allow-lists, spelled canonically, formats from the fixed list; `auto` takes
+its width from the same allow-list, edge/hints.py; and the placeholder, origin/http/placeholder.py).
 
 The origin checks the same again; the edge's copy means a URL the origin would refuse never
 reaches it, nor takes a cache entry.
@@ -19,6 +20,6 @@ PYTHON_END = r"\Z"  # the same in Python's re
 
 def variant_path(widths, thumb_sizes, formats=OUTPUT_FORMATS, end: str = PCRE_END) -> str:
     """The allow-list as a PCRE pattern for nginx (end=PYTHON_END: the same for Python's re)."""
-    variant = (f"(?:w(?:{_alternatives(widths)})|(?:sq|sm)(?:{_alternatives(thumb_sizes)}))"
+    variant = (f"(?:w(?:{_alternatives(widths)})|(?:sq|sm)(?:{_alternatives(thumb_sizes)})|auto)"
                f"(?:\\.(?:{_alternatives(formats)}))?")
-    return f"^/images/[A-Za-z0-9_-]+/(?:original|{variant}){end}"
+    return f"^/images/[A-Za-z0-9_-]+/(?:original|placeholder|{variant}){end}"

@@ -22,9 +22,9 @@ import re
 
 CLASSES = ("avif", "jxl", "webp", "jpeg")  # in order of preference; the last one is the default
 CANONICAL_ACCEPT = {"avif": "image/avif", "jxl": "image/jxl", "webp": "image/webp", "jpeg": "image/jpeg", "-": "*/*"}
-# variant paths whose format comes from Accept: w{n}, sq{n}, sm{n} without an extension
-NEGOTIATED_PATH = r"^/images/[^/]+/(?:w|sq|sm)[0-9]+$"
-NEGOTIATED_URL = r"^/images/[^/?]+/(?:w|sq|sm)[0-9]+(?:\?.*)?$"  # the same on a raw URL (Varnish)
+# variant paths whose format comes from Accept: w{n}, sq{n}, sm{n}, auto without an extension
+NEGOTIATED_PATH = r"^/images/[^/]+/(?:(?:w|sq|sm)[0-9]+|auto)$"
+NEGOTIATED_URL = r"^/images/[^/?]+/(?:(?:w|sq|sm)[0-9]+|auto)(?:\?.*)?$"  # the same on a raw URL (Varnish)
 
 _D = r"[0-9](?:_?[0-9])*"  # digits, single underscores between them (Python float syntax)
 _NZD = r"(?:[0-9]_?)*[1-9](?:_?[0-9])*"  # the same, with a non-zero digit

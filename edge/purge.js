@@ -2,8 +2,9 @@
 //
 // The edge's cache key is "{path}|{format class}" (nginx/edge.conf.template).
 // Every key an image can have is enumerated from the allow-lists rendered into
-// edge_settings.js (original; w{n}, sq{n}, sm{n} in every output format, and
-// without an extension once per format class), and each cache file is unlinked
+// edge_settings.js (original, placeholder; w{n}, sq{n}, sm{n} in every output format, and
+// without an extension once per format class; auto and auto.{fmt} once per width class), and
+// each cache file is unlinked
 // where nginx keeps it: {cache}/{levels from the end of md5(key)}/{md5(key)}.
 // nginx then treats the entry as a miss. (Debian's ngx_cache_purge 2.3 crashes
 // the worker on nginx 1.22.1-9+deb12u11 and has no partial keys; see edge/README.md.)
@@ -15,7 +16,7 @@ var ID = /^\/purge\/images\/([A-Za-z0-9_-]{6,64})$/;
 
 function keysFor(id) {
     var base = '/images/' + id + '/';
-    var keys = [base + 'original|-'];
+    var keys = [base + 'original|-', base + 'placeholder|-'];
     var kinds = [['w', settings.widths], ['sq', settings.thumbs], ['sm', settings.thumbs]];
     kinds.forEach(function (kind) {
         kind[1].forEach(function (size) {
@@ -23,6 +24,11 @@ function keysFor(id) {
             settings.formats.forEach(function (fmt) { keys.push(name + '.' + fmt + '|-'); });
             settings.classes.forEach(function (cls) { keys.push(name + '|' + cls); });
         });
+    });
+    settings.widths.forEach(function (width) {  // /auto: "{path}|{format class}|w{width class}"
+        var hint = '|w' + width;
+        settings.formats.forEach(function (fmt) { keys.push(base + 'auto.' + fmt + '|-' + hint); });
+        settings.classes.forEach(function (cls) { keys.push(base + 'auto|' + cls + hint); });
     });
     return keys;
 }

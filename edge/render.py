@@ -3,7 +3,7 @@
     {prefix}/nginx.conf          from nginx/edge.conf.template
     {prefix}/proxy.conf          from nginx/proxy.conf.template
     {prefix}/delivery.conf       from nginx/delivery.conf.template
-    {prefix}/js/                 edge/signature.js, edge/purge.js and the rendered
+    {prefix}/js/                 edge/signature.js, edge/purge.js, edge/hints.js and the rendered
                                  edge_settings.js (signing keys: mode 0600)
     {prefix}/cache, logs, tmp    everything nginx writes
 
@@ -18,14 +18,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge import allowlist, negotiation
+from edge import allowlist, hints, negotiation
 from origin.formats import OUTPUT_FORMATS
 from origin.security.referers import RefererPolicy
 from origin.security.signing import SigningKeys
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "nginx"
-JS_SOURCES = ("signature.js", "purge.js")
+JS_SOURCES = ("signature.js", "purge.js", "hints.js")
 CACHE_LEVELS = (1, 2)
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
@@ -111,6 +111,7 @@ def _edge_settings_js(settings, options: EdgeOptions) -> str:
         "thumbs": list(settings.thumb_sizes),
         "formats": list(OUTPUT_FORMATS),
         "classes": list(negotiation.CLASSES),
+        "autoWidth": settings.auto_width,
     }
     return "// rendered by edge/render.py: signing keys, cache layout, allow-lists\n" \
            f"export default {json.dumps(values, indent=2)};\n"
@@ -147,6 +148,7 @@ def render(settings, options: EdgeOptions) -> Path:
         "format_class_map": negotiation.nginx_class_maps()[0],
         "origin_accept_map": negotiation.nginx_class_maps()[1],
         "negotiated_path": negotiation.NEGOTIATED_PATH,
+        "auto_path": hints.AUTO_PATH,
         "referer_map": _referer_map(RefererPolicy.from_settings(settings)),
         "signature_check": _signature_check(settings),
         "plain_server": _plain_server(options),

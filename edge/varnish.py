@@ -12,7 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-from edge import allowlist, negotiation
+from edge import allowlist, hints, negotiation
 from edge.render import fill
 from origin.security.referers import RefererPolicy
 from origin.security.signing import SigningKeys
@@ -68,6 +68,9 @@ def render_vcl(settings, origin: str, path: Path) -> Path:
         "negotiated_url": negotiation.NEGOTIATED_URL,
         "accept_class_chain": negotiation.vcl_accept_chain(),
         "variant_path": allowlist.variant_path(settings.widths, settings.thumb_sizes),
+        "auto_url": hints.AUTO_URL,
+        "hint_width": hints.vcl_recv_hints(settings.widths, settings.auto_width),
+        "deliver_hints": hints.vcl_deliver_hints(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(fill(TEMPLATE.read_text(), values))

@@ -1,6 +1,7 @@
 """Build the Falcon app from settings and ports. Where a request goes:
 
     /images/{id}/{variant}        http/delivery.py → pipeline/request, variants, render
+    /images/{id}/placeholder      http/placeholder.py → pipeline/placeholders
     /v1/uploads[/{id}]            http/uploads.py  → the queue → ingest/worker.py
     /v1/images[/{id}[/original]]  http/images.py
     /v1/review[/{id}[/preview]]   http/review.py
@@ -29,12 +30,14 @@ from origin.http.health import HealthResource, ReadyResource
 from origin.http.images import ImageListResource, ImageResource, OriginalDownloadResource, remove_image
 from origin.http.metrics import LiveCollector, MetricsResource
 from origin.http.observe import Observe
+from origin.http.placeholder import PlaceholderResource
 from origin.http.openapi import OpenApiResource
 from origin.http.review import ReviewDecisionResource, ReviewPreviewResource, ReviewQueueResource
 from origin.http.sign import SignResource
 from origin.http.static import add_routes as add_web_routes
 from origin.http.uploads import LocalTarget, LocalUploadResource, S3Target, UploadsResource
 from origin.metrics import Metrics, build_metrics
+from origin.pipeline.placeholders import Placeholders
 from origin.pipeline.render import configure_libvips, threads_per_render
 from origin.pipeline.variants import Delivery
 from origin.ports.catalog import Catalog
@@ -83,8 +86,11 @@ def create_app(settings: Settings, store: Store, catalog: Catalog, metrics: Metr
     errors.install(app)
 
     delivery = Delivery(store, catalog, settings, metrics)
+    placeholders = Placeholders(delivery.records, delivery.store, catalog, settings.intermediate_sizes)
+    app.add_route("/images/{image_id}/placeholder", PlaceholderResource(placeholders, **access_checks(settings)))
     app.add_route("/images/{image_id}/{variant}",
-                  DeliveryResource(delivery, settings.widths, settings.thumb_sizes, **access_checks(settings)))
+                  DeliveryResource(delivery, settings.widths, settings.thumb_sizes, **access_checks(settings),
+                                   auto_width=settings.auto_width))
     app.add_sink(_malformed_image_path, r"^/images(/|$)")
 
     api_keys = ApiKeys.from_settings(settings)

@@ -56,6 +56,7 @@ class Settings:
     # delivery contract
     widths: tuple[int, ...] = (150, 300, 600, 1200, 2400)
     thumb_sizes: tuple[int, ...] = (64, 150, 300)
+    auto_width: int = 1200  # /auto without usable client hints: the smallest allowed width >= this
     # rendering
     render_concurrency: int = 2
     vips_threads: int = 0  # libvips threads per render; 0: the cores shared by the renders one host runs at once
@@ -204,6 +205,8 @@ class Settings:
             raise ConfigError(f"IMAGEHOST_QUALITY_TARGET: {exc}") from None
         if not self.widths or not self.thumb_sizes:
             raise ConfigError("IMAGEHOST_WIDTHS and IMAGEHOST_THUMB_SIZES must not be empty")
+        if self.auto_width < 1:
+            raise ConfigError("IMAGEHOST_AUTO_WIDTH must be at least 1")
         if self.intermediate_sizes and min(self.intermediate_sizes) < max(self.thumb_sizes):
             raise ConfigError("IMAGEHOST_INTERMEDIATE_SIZES must be 0 (none) or each at least the largest thumbnail size")
         if self.miss_budget_ms < 0 or self.fallback_max_age < 1 or self.background_renders < 1:

@@ -145,10 +145,16 @@ def test_gallery_shows_negotiated_thumbnails_metadata_snippet_and_deletes(host, 
     for src, _, _ in thumbs:
         assert not re.search(r"\.\w+$", src)  # no format in the URL: the browser negotiates
         assert served[src] in ("image/avif", "image/webp"), (src, served.get(src))
+    # each thumbnail sits on its ThumbHash placeholder (set through the CSSOM: the CSP allows no inline style)
+    backgrounds = page.eval_on_selector_all("img.thumb", "imgs => imgs.map(i => getComputedStyle(i).backgroundImage)")
+    assert len(backgrounds) >= 2 and all(b.startswith('url("data:image/png;base64,') for b in backgrounds), backgrounds
+    info = requests.get(f"{host.url}/v1/images/{gps['id']}", headers=auth(), timeout=10).json()
+    assert info["placeholder"] in page.eval_on_selector(f"#img-{gps['id']} img.thumb", "i => i.style.backgroundImage")
     text = card.inner_text()
     assert "640 × 480" in text and "ImagehostCam" in text and "GPS stripped from public copies" in text
     card.get_by_text("Embed").click()
     snippet = card.locator("textarea").input_value()
+    assert f'style="background: url({info["placeholder"]}) center / cover no-repeat"' in snippet
     root = f"{host.url}/images/{gps['id']}"
     assert f'src="{root}/w600"' in snippet and 'sizes="(max-width: 640px) 100vw, 640px"' in snippet
     assert f"{root}/w150 150w" in snippet and f"{root}/w600 600w" in snippet and "w1200" not in snippet

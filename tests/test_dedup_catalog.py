@@ -252,3 +252,55 @@ def test_a_postgres_catalog_from_before_contents_keeps_working():
         rec = add(cat, "34" * 32)
         assert cat.get(rec.id).content_id == rec.id
         cat.close()
+
+
+def test_a_contents_thumbhash_is_shared_by_its_aliases_and_follows_a_repoint(catalog):
+    from origin.pipeline.records import served_record
+
+    first = add(catalog, "a1" * 32)
+    alias = add(catalog, "a1" * 32, owner="bob")
+    other = add(catalog, "a2" * 32, owner="carol")
+    assert catalog.get_content(first.id).thumbhash is None  # nullable: none until made
+    catalog.set_content_thumbhash(first.id, "3OcRJYB4d3h/iIeHeEh3eIhw+j2w")
+    catalog.set_content_thumbhash(other.id, "1QcSHQRnh493V4dIh4eXh1h4kJUI")
+    assert catalog.get_content(first.id).thumbhash == "3OcRJYB4d3h/iIeHeEh3eIhw+j2w"
+    assert {c.id: c.thumbhash for c in catalog.get_contents([first.id, other.id]).values()} == {
+        first.id: "3OcRJYB4d3h/iIeHeEh3eIhw+j2w", other.id: "1QcSHQRnh493V4dIh4eXh1h4kJUI"}
+    late = record(owner="dave")
+    catalog.add(late)
+    assert catalog.attach(late.id, content_for(late, "a1" * 32), ("validating",)).content.thumbhash == (
+        "3OcRJYB4d3h/iIeHeEh3eIhw+j2w")
+    for rec in (first, alias, late):  # a record that is its own content reads it too
+        assert served_record(catalog, catalog.get(rec.id)).thumbhash == "3OcRJYB4d3h/iIeHeEh3eIhw+j2w"
+    assert catalog.repoint(catalog.plan_merge(first.id, other.id, "perceptual"), f"sources/{first.id}/source.jpg")
+    for rec in (first, alias, late):  # collapsed into another content: its placeholder now
+        assert served_record(catalog, catalog.get(rec.id)).thumbhash == "1QcSHQRnh493V4dIh4eXh1h4kJUI"
+
+
+OLD_CONTENTS = """
+CREATE TABLE contents (
+    id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, content_type TEXT NOT NULL, width INTEGER NOT NULL,
+    height INTEGER NOT NULL, has_alpha INTEGER NOT NULL DEFAULT 0, pages INTEGER NOT NULL DEFAULT 1,
+    bytes BIGINT NOT NULL DEFAULT 0, phash BIGINT, refs INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'live', nsfw_score DOUBLE PRECISION, checked INTEGER NOT NULL DEFAULT 0,
+    created_at DOUBLE PRECISION NOT NULL, repointed_at DOUBLE PRECISION NOT NULL DEFAULT 0
+);
+INSERT INTO contents (id, sha256, content_type, width, height, created_at)
+VALUES ('oldcontent1', 'ff', 'image/jpeg', 4, 3, 0);
+"""
+
+
+def test_a_catalog_from_before_placeholders_gets_the_column(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(OLD_SQLITE_SCHEMA + OLD_CONTENTS)
+    with private_schema("t_thumbhash") as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(OLD_POSTGRES_SCHEMA)
+            for statement in OLD_CONTENTS.split(";")[:2]:
+                conn.execute(statement)
+        for cat in (SqliteCatalog(path), PostgresCatalog(url)):
+            assert cat.get_content("oldcontent1").thumbhash is None
+            cat.set_content_thumbhash("oldcontent1", "3OcRJYB4d3h/iIeHeEh3eIhw+j2w")
+            assert cat.get_content("oldcontent1").thumbhash == "3OcRJYB4d3h/iIeHeEh3eIhw+j2w"
+            cat.close()

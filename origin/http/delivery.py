@@ -1,6 +1,7 @@
 """GET/HEAD /images/{id}/{variant}: the delivery contract (see pipeline/request.py)."""
 from __future__ import annotations
 
+from origin.pipeline import hints as client_hints
 from origin.pipeline.request import parse
 from origin.pipeline.variants import Delivery
 from origin.security.referers import RefererPolicy
@@ -29,8 +30,10 @@ def access_checks(settings) -> dict:
 
 class DeliveryResource:
     def __init__(self, delivery: Delivery, widths: tuple[int, ...], thumb_sizes: tuple[int, ...],
-                 referers: RefererPolicy | None = None, signing: SigningKeys | None = None):
+                 referers: RefererPolicy | None = None, signing: SigningKeys | None = None,
+                 auto_width: int = 1200):
         self.delivery = delivery
+        self.auto_width = auto_width  # /auto without usable hints (pipeline/hints.py)
         self.widths = widths
         self.thumb_sizes = thumb_sizes
         self.referers = referers  # None: no Referer check
@@ -42,12 +45,19 @@ class DeliveryResource:
         if self.signing is not None:
             verify(self.signing, req.path, req.params)
         request = parse(image_id, variant, self.widths, self.thumb_sizes)
+        hints = None
+        if request.kind == "auto":
+            hints = client_hints.parse(req.get_header("Sec-CH-Width"), req.get_header("Sec-CH-DPR"),
+                                       req.get_header("Sec-CH-Viewport-Width"))
+            request = client_hints.resolve(request, hints, self.widths, self.auto_width)
         result = self.delivery.variant(request, req.get_header("Accept"))
         resp.etag = result.etag
         resp.cache_control = cache_control(result.max_age)
         resp.set_header("Server-Timing", result.timing)
         if result.negotiated:
             resp.vary = ["Accept"]
+        if hints is not None:
+            self._hint_headers(resp, request, hints, result.negotiated)
         matches = req.if_none_match or []
         if any(tag == "*" or tag == result.etag for tag in matches):
             resp.status = 304
@@ -61,3 +71,12 @@ class DeliveryResource:
         self.delivery.metrics.bytes_out.inc(len(result.data))
 
     on_head = on_get
+
+    def _hint_headers(self, resp, request, hints, negotiated: bool) -> None:
+        """What /auto's answer varies on, the width it serves (never upscaled) and its Content-DPR."""
+        resp.vary = list(client_hints.VARY if negotiated else client_hints.VARY[1:])
+        served = min(request.size, self.delivery.record(request.image_id).width)
+        resp.set_header("X-Image-Width", str(served))
+        ratio = client_hints.content_dpr(served, hints)
+        if ratio is not None:
+            resp.set_header("Content-DPR", ratio)

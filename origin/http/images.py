@@ -11,7 +11,7 @@ from origin.formats import BY_MIME
 from origin.ingest.compact import reclaim
 from origin.keys import check_id, quarantine_key, upload_key
 from origin.lifecycle import restore
-from origin.pipeline import fallback
+from origin.pipeline import fallback, placeholders
 from origin.pipeline.variants import owner_source_key
 from origin.ports.catalog import RecordMissing
 from origin.security.apikeys import require_owner
@@ -20,8 +20,8 @@ PAGE_DEFAULT, PAGE_MAX = 50, 200
 MAX_CURSOR = 2**62  # cursors are catalog sequence numbers
 
 
-def describe(record, base: str, widths, thumb_sizes) -> dict:
-    """The JSON form of a record for its owner."""
+def describe(record, base: str, widths, thumb_sizes, content=None) -> dict:
+    """The JSON form of a record for its owner (`content`: the one it serves, for its placeholder)."""
     out = {
         "id": record.id,
         "state": record.state,
@@ -53,7 +53,25 @@ def describe(record, base: str, widths, thumb_sizes) -> dict:
             },
             srcset=", ".join(f"{root}/w{w} {w}w" for w in widths if w <= max(record.width, min(widths))),
         )
+        out["urls"]["auto"] = f"{root}/auto"  # the width from client hints (pipeline/hints.py)
+        out["urls"]["placeholder"] = f"{root}/placeholder"
+        out.update(placeholder_fields(content))
     return out
+
+
+def placeholder_fields(content) -> dict:
+    """The ThumbHash (base64) and its decoded PNG as a data: URI, at the served picture's aspect; null
+    until made (an image from before placeholders: its placeholder URL makes it on first request)."""
+    if content is None or not content.thumbhash:
+        return {"thumbhash": None, "placeholder": None}
+    return {"thumbhash": content.thumbhash,
+            "placeholder": placeholders.data_uri(content.thumbhash, content.width, content.height)}
+
+
+def content_of(catalog, record):
+    if record.state != "ready" or not record.content_id:
+        return None
+    return catalog.get_contents([record.content_id]).get(record.content_id)
 
 
 class OwnedImages:
@@ -87,8 +105,10 @@ class ImageListResource(OwnedImages):
         records = self.catalog.list_owner(owner.name, limit + 1, cursor)
         page, more = records[:limit], len(records) > limit
         base = self.base(req)
+        contents = self.catalog.get_contents([r.content_id for r in page if r.state == "ready" and r.content_id])
         resp.media = {
-            "items": [describe(r, base, self.settings.widths, self.settings.thumb_sizes) for r in page],
+            "items": [describe(r, base, self.settings.widths, self.settings.thumb_sizes, contents.get(r.content_id))
+                      for r in page],
             "next_cursor": page[-1].seq if more else None,
         }
 
@@ -100,7 +120,8 @@ class ImageResource(OwnedImages):
 
     def on_get(self, req, resp, image_id: str) -> None:
         record = self.owned(req, image_id)
-        resp.media = describe(record, self.base(req), self.settings.widths, self.settings.thumb_sizes)
+        resp.media = describe(record, self.base(req), self.settings.widths, self.settings.thumb_sizes,
+                              content_of(self.catalog, record))
         resp.cache_control = ["private", "no-store"]
 
     def on_delete(self, req, resp, image_id: str) -> None:

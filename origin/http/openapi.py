@@ -49,6 +49,8 @@ def spec(version: str = "0.1.0") -> dict:
                     "reason": {"type": "string"}, "detail": {"type": "string"},
                     "width": {"type": "integer"}, "height": {"type": "integer"},
                     "metadata": {"type": "object"}, "urls": {"type": "object"}, "srcset": {"type": "string"},
+                    "thumbhash": {"type": ["string", "null"], "description": "base64 ThumbHash"},
+                    "placeholder": {"type": ["string", "null"], "description": "the ThumbHash as a data: URI PNG"},
                     "status_url": {"type": "string"}}},
             },
         },

@@ -4,8 +4,8 @@
     {"paths": ["/images/{id}/w600.webp", ...], "expires_in": 3600}
     → 200 {"urls": ["{base}/images/{id}/w600.webp?k=..&e=..&s=..", ...], "expires": <unix seconds>}
 
-Paths must be delivery paths within the allow-lists (pipeline/request.py), at
-most MAX_PATHS of them; expires_in is whole seconds, 1 s .. 1 year. Signed with
+Paths must be delivery paths within the allow-lists (pipeline/request.py; or an image's
+`placeholder`), at most MAX_PATHS of them; expires_in is whole seconds, 1 s .. 1 year. Signed with
 the first key of IMAGEHOST_SIGNING_KEYS; every listed key still verifies.
 """
 from __future__ import annotations
@@ -13,11 +13,13 @@ from __future__ import annotations
 import time
 
 from origin.errors import InvalidRequest, Unavailable
+from origin.keys import check_id
 from origin.pipeline.request import parse
 from origin.security.apikeys import ApiKeys, require_owner
 from origin.security.signing import SigningKeys, sign_path
 
 MAX_PATHS = 500
+PLACEHOLDER = "placeholder"
 MAX_EXPIRES_IN = 365 * 24 * 3600
 
 
@@ -53,7 +55,10 @@ class SignResource:
         for path in paths:
             path = delivery_path(path)
             _, _, image_id, variant = path.split("/")
-            parse(image_id, variant, self.widths, self.thumb_sizes)
+            if variant == PLACEHOLDER:  # origin/http/placeholder.py
+                check_id(image_id)
+            else:
+                parse(image_id, variant, self.widths, self.thumb_sizes)
             checked.append(path)
         return checked, expires_in
 

@@ -4,7 +4,7 @@
     /gallery          gallery.html   the owner's images, metadata, variant URLs, <img srcset> snippet
     /review           review.html    the review queue (reviewer key)
     /static/{name}    style.css, the JS modules, icon.svg
-    /v1/config        {max_bytes, widths, thumb_sizes, signing_required, accepted_types}
+    /v1/config        {max_bytes, widths, thumb_sizes, auto, signing_required, accepted_types}
 
 The files are read once when the app is built (a few KiB) and served with their
 content type, a strong ETag (304 on If-None-Match) and a short Cache-Control:
@@ -12,6 +12,11 @@ pages revalidate every time, assets after a few minutes. Every answer carries a
 Content-Security-Policy that allows no inline script or style; the only other
 origins it names are the public base URL (images the API hands out) and, with
 the S3 store, the bucket's endpoint (presigned POST uploads).
+
+The pages ask for client hints (Accept-CH: the DPR, the image's width, the viewport's width) so
+that their `/images/{id}/auto` requests carry them (pipeline/hints.py). A browser sends them to
+the page's own origin only; Permissions-Policy delegates them to the public base URL when that is
+another origin (images on a CDN host).
 """
 from __future__ import annotations
 
@@ -33,6 +38,8 @@ TYPES = {
 }
 PAGE_CACHE = ["no-cache"]  # always revalidated (ETag): a new release shows at once
 ASSET_CACHE = ["public", "max-age=300"]
+ACCEPT_CH = "Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width"
+HINT_FEATURES = ("ch-dpr", "ch-width", "ch-viewport-width")
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,19 @@ def content_security_policy(settings) -> str:
             "frame-ancestors 'none'")
 
 
+def permissions_policy(settings) -> str:
+    """The client hints a page's image requests may carry: this origin's, and the public base URL's."""
+    allowed = " ".join(["self", *(f'"{o}"' for o in [_origin(settings.public_base_url)] if o)])
+    return ", ".join(f"{feature}=({allowed})" for feature in HINT_FEATURES)
+
+
 class StaticFiles:
     """The pages and their assets: GET and HEAD, ETag, CSP."""
 
     def __init__(self, settings, directory: Path = WEB):
         self.files = load(directory)
         self.csp = content_security_policy(settings)
+        self.permissions = permissions_policy(settings)
 
     def send(self, req, resp, name: str, cache_control: list[str]) -> None:
         item = self.files.get(name)
@@ -105,6 +119,8 @@ class PageResource:
         self.name = name
 
     def on_get(self, req, resp) -> None:
+        resp.set_header("Accept-CH", ACCEPT_CH)
+        resp.set_header("Permissions-Policy", self.files.permissions)
         self.files.send(req, resp, self.name, PAGE_CACHE)
 
     on_head = on_get
@@ -130,6 +146,8 @@ class ConfigResource:
             "max_bytes": settings.max_upload_bytes,
             "widths": list(settings.widths),
             "thumb_sizes": list(settings.thumb_sizes),
+            "auto": {"path": "/images/{id}/auto", "default_width": settings.auto_width,
+                     "client_hints": ["Sec-CH-Width", "Sec-CH-DPR", "Sec-CH-Viewport-Width"]},
             "signing_required": settings.signing_required,
             "accepted_types": sorted(t for t in ACCEPTED_TYPES if t.startswith("image/")),
         }

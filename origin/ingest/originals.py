@@ -21,7 +21,7 @@ from origin.formats import FORMATS, NEEDS_MASTER
 from origin.ingest.dedup import count_duplicate
 from origin.ingest.sniff import sniff
 from origin.ingest.validate import Limits, Rejected, validate
-from origin.pipeline import fallback, sources
+from origin.pipeline import fallback, placeholders, sources
 from origin.pipeline.records import served_record
 from origin.ports.catalog import Catalog, Content, ImageRecord
 from origin.ports.store import Store
@@ -130,6 +130,17 @@ def store_decoded(store: Store, content_id: str, decoded: Decoded, alias: bool) 
             store.put(key, blob, content_type)
 
 
+def placeholder(in_memory, decoded: Decoded, data: bytes) -> str:
+    """The ThumbHash from the smallest picture at hand: validation's upright decode (in memory), else the
+    smallest intermediate (a HEIC's, from its master's decode), else the upload itself (too small for
+    an intermediate, or an animation: its first frame)."""
+    if in_memory is not None:
+        return placeholders.of_image(in_memory)
+    if decoded.intermediates:
+        return placeholders.of_source(min(decoded.intermediates.values(), key=len))
+    return placeholders.of_source(decoded.master or data)
+
+
 def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state: str = "ready",
            owner: str = "", filename: str = "", metrics=None, intermediate_sizes: tuple[int, ...] = ()) -> ImageRecord:
     """Store `data` as a new image and return its record (the trusted bulk import: no scan, no moderation).
@@ -171,6 +182,8 @@ def ingest(data: bytes, store: Store, catalog: Catalog, *, limits: Limits, state
     if not attached.alias or not store.exists(source_key):  # an alias stores only what is missing
         store.put(source_key, data, FORMATS[fmt].mime)
     store_decoded(store, content_id, decoded, attached.alias)
+    if not attached.content.thumbhash:
+        catalog.set_content_thumbhash(content_id, placeholder(checked.decoded, decoded, data))
     if state == "ready":  # the record fallback first (origin/pipeline/fallback.py), then ready
         fallback.write(store, served_record(catalog, catalog.get(image_id)))
     catalog.transition(image_id, ("requested",), state)

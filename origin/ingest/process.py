@@ -3,6 +3,7 @@
     metadata     dimensions, format, colour space, orientation, camera make and
                  model, capture time, whether GPS was present (read, never served)
     pHash        64-bit perceptual hash of the upright picture (SHA-256 is taken at validation)
+    placeholder  the ThumbHash of the same upright base (origin/pipeline/placeholders.py; the worker keeps it)
     thumbnails   every allow-listed sq and sm size as WebP and AVIF, cut from one
                  decode (animations go through the lazy renderer, frame by frame)
 

@@ -32,7 +32,7 @@ from origin.ingest import compact, dedup, joblog, originals, process, qualities
 from origin.ingest.validate import Limits, Rejected, validate
 from origin.pipeline import sources, targeting
 from origin.pipeline.render import Encoding
-from origin.pipeline import fallback
+from origin.pipeline import fallback, placeholders
 from origin.pipeline.records import served, served_record
 from origin.pipeline.variants import owner_source_key, render_source_key, source_format
 from origin.ports.catalog import Content, RecordMissing
@@ -214,10 +214,12 @@ def step_processing(pipe: Pipeline, record) -> None:
     info = {**json.loads(record.metadata or "{}"),
             **process.metadata(data, source_format(record), record.width, record.height, source)}
     phash = content.phash if content is not None else None
-    if phash is None:  # the content's first processing: hashes, dedup, thumbnails
+    if phash is None:  # the content's first processing: hashes, placeholder, dedup, thumbnails
         pixels = smallest_source(pipe, view) if view.pages == 1 else source
         base = process.upright_base(pixels, view.width, view.height, max(settings.thumb_sizes))
         phash = process.perceptual_hash(base)
+        if content is not None:  # the placeholder, from the same base: its ≤ 100-px copy is a resize away
+            pipe.catalog.set_content_thumbhash(content.id, placeholders.of_image(base))
         if content is None:  # a record validated before contents existed: its own keys, no dedup
             _store_thumbnails(pipe, view, base, source)
         else:

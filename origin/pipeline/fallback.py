@@ -24,12 +24,13 @@ from origin.ports.catalog import ImageRecord
 from origin.ports.store import Store
 
 FIELDS = ("id", "content_id", "content_type", "width", "height", "has_alpha", "pages")
-OPTIONAL = ("qualities",)  # absent from manifests written before it existed
+OPTIONAL = ("thumbhash", "qualities")  # absent from manifests written before it existed
 
 
 def write(store: Store, served: ImageRecord) -> None:
-    """Keep the delivery facts of a record as its URLs serve it (its content's keys and picture)."""
-    facts = {name: getattr(served, name) for name in FIELDS + OPTIONAL}
+    """Keep the delivery facts of a record as its URLs serve it (its content's keys, picture, placeholder,
+    qualities)."""
+    facts = {name: getattr(served, name) for name in (*FIELDS, *OPTIONAL)}
     store.put(keys.record_key(served.id), json.dumps(facts).encode(), "application/json")
 
 
@@ -41,4 +42,4 @@ def read(store: Store, image_id: str) -> ImageRecord:
     """The record as last made ready; KeyMissing when there is none."""
     facts = json.loads(store.get(keys.record_key(image_id)))
     return ImageRecord(bytes=0, sha256="", state="ready", **{name: facts[name] for name in FIELDS},
-                       **{name: facts[name] for name in OPTIONAL if name in facts})
+                       **{name: facts.get(name) for name in OPTIONAL})

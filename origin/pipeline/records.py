@@ -27,20 +27,23 @@ log = logging.getLogger("imagehost.records")
 
 
 def served(record: ImageRecord, content: Content) -> ImageRecord:
-    """The record as its delivery URLs render it: its content's keys, picture facts and qualities."""
+    """The record as its delivery URLs render it: its content's keys, picture facts, placeholder and qualities."""
     return replace(record, content_id=content.id, content_type=content.content_type, width=content.width,
                    height=content.height, has_alpha=content.has_alpha, pages=content.pages,
-                   qualities=content.qualities)
+                   thumbhash=content.thumbhash, qualities=content.qualities)
 
 
 def served_record(catalog: Catalog, record: ImageRecord) -> ImageRecord:
-    """`served` with the content read from the catalog (a record that is its own content gets its
-    qualities from it); a record made before contents existed is as it is."""
+    """`served` with the content read from the catalog (a record that is its own content reads it for
+    its placeholder and qualities: the picture facts are its own header's); one made before contents
+    existed is as it is."""
     if not record.content_id:
         return record
     try:
         return served(record, catalog.get_content(record.content_id))
     except ContentMissing:  # never while the record exists (catalog invariant); answer as for a gone image
+        if record.content_id == record.id:
+            return record
         raise NotFound("no such image", image_id=record.id) from None
 
 

@@ -4,6 +4,7 @@
     /images/{id}/w{width}[.{fmt}]      width-resized, never upscaled
     /images/{id}/sq{size}[.{fmt}]      square, centre crop
     /images/{id}/sm{size}[.{fmt}]      square, smart (saliency) crop
+    /images/{id}/auto[.{fmt}]          an allowed width chosen from client hints (pipeline/hints.py)
 
 Without `.{fmt}` the format is chosen from Accept. Widths and sizes must be in
 the configured allow-lists, spelled canonically (`w300`, never `w0300`): an
@@ -20,28 +21,34 @@ from origin.formats import OUTPUT_FORMATS
 from origin.keys import check_id
 
 VARIANT_PATTERN = re.compile(r"^(?P<kind>w|sq|sm)(?P<size>[0-9]{1,6})(?:\.(?P<fmt>[a-z0-9]{1,8}))?$")
+AUTO_PATTERN = re.compile(r"auto(?:\.(?P<fmt>[a-z0-9]{1,8}))?")
 
 
 @dataclass(frozen=True)
 class VariantRequest:
     image_id: str
-    kind: str  # original | w | sq | sm
-    size: int | None  # None for the original
+    kind: str  # original | w | sq | sm | auto (resolved to a w before it is served)
+    size: int | None  # None for the original and auto
     fmt: str | None  # None: negotiate from Accept (or keep the source's format for the original)
 
     @property
     def name(self) -> str:
-        return "original" if self.kind == "original" else f"{self.kind}{self.size}"
+        return self.kind if self.kind in ("original", "auto") else f"{self.kind}{self.size}"
 
 
 def parse(image_id: str, variant: str, widths: tuple[int, ...], thumb_sizes: tuple[int, ...]) -> VariantRequest:
     check_id(image_id)
     if variant == "original":
         return VariantRequest(image_id, "original", None, None)
+    auto = AUTO_PATTERN.fullmatch(variant)
+    if auto:
+        if auto["fmt"] is not None and auto["fmt"] not in OUTPUT_FORMATS:
+            raise InvalidRequest(f"unknown format {auto['fmt']!r}", allowed=list(OUTPUT_FORMATS))
+        return VariantRequest(image_id, "auto", None, auto["fmt"])
     match = VARIANT_PATTERN.fullmatch(variant)  # `$` alone would let a trailing newline through
     if not match:
         raise InvalidRequest(
-            "malformed variant: expected original, w{width}, sq{size} or sm{size}, optionally .{fmt}",
+            "malformed variant: expected original, w{width}, sq{size}, sm{size} or auto, optionally .{fmt}",
             variant=variant[:80],
         )
     kind, size, fmt = match["kind"], int(match["size"]), match["fmt"]

@@ -6,7 +6,7 @@ public original and every variant, under `images/{content id}/…` in the store.
 Several records may point at one content (dedup: origin/ingest/dedup.py); a record
 whose `content_id` is "" (made before contents existed) is its own content.
 
-    contents   id, sha256 (unique among live contents), phash, width, height, refs
+    contents   id, sha256 (unique among live contents), phash, thumbhash, width, height, refs
                (how many records point at it), state (live | deleting), …
     merges     compaction intents: content `from_id` collapses into `into_id`
                (origin/ingest/compact.py), written before anything moves
@@ -86,6 +86,7 @@ class ImageRecord:
     qualities: str | None = None  # its content's, as delivery reads it (records.served); not an images column
     attempts: int = 0  # times a worker claimed it
     seq: int = 0  # insertion order, assigned by the catalog (list cursor)
+    thumbhash: str | None = None  # its content's ThumbHash (base64), as served; not an images column
 
     @property
     def servable(self) -> bool:
@@ -129,6 +130,7 @@ class Content:
     checked: bool = False  # looked for perceptual duplicates (inline or by compaction)
     created_at: float = 0.0  # epoch seconds, the database's clock
     repointed_at: float = 0.0  # when records were last moved away from it (0: never)
+    thumbhash: str | None = None  # placeholder (origin/pipeline/placeholders.py), base64; None: not made yet
     qualities: str | None = None  # JSON {format: encoder quality} chosen at ingest (pipeline/targeting.py)
 
     @property
@@ -145,7 +147,7 @@ class Content:
 
 
 CONTENT_COLUMNS = ("id", "sha256", "content_type", "width", "height", "has_alpha", "pages", "bytes", "phash", "refs",
-                   "state", "nsfw_score", "checked", "created_at", "repointed_at", "qualities")
+                   "state", "nsfw_score", "checked", "created_at", "repointed_at", "thumbhash", "qualities")
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,10 @@ class Catalog(Protocol):
         ...
 
     def set_checked(self, content_ids, checked: bool = True) -> None: ...
+
+    def set_content_thumbhash(self, content_id: str, thumbhash: str) -> None:
+        """Keep the content's placeholder (base64 ThumbHash); every record that serves it shares it."""
+        ...
 
     def remove_record(self, image_id: str) -> Removed | None:
         """Delete the record and release its content (refs-1; at 0 the content turns `deleting`)."""

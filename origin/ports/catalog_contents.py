@@ -153,6 +153,9 @@ class ContentsMixin:
                               (signed64(phash), content_id))
         return count == 1
 
+    def set_content_thumbhash(self, content_id: str, thumbhash: str) -> None:
+        self._exec("UPDATE contents SET thumbhash = ? WHERE id = ?", (thumbhash, content_id))
+
     def set_checked(self, content_ids, checked: bool = True) -> None:
         for part in chunks(content_ids):
             self._exec(f"UPDATE contents SET checked = ? WHERE id IN ({marks(part)})", (int(checked), *part))

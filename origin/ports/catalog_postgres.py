@@ -77,6 +77,7 @@ SCHEMA = (
         created_at DOUBLE PRECISION NOT NULL,
         repointed_at DOUBLE PRECISION NOT NULL DEFAULT 0
     )""",
+    "ALTER TABLE contents ADD COLUMN IF NOT EXISTS thumbhash TEXT",
     "CREATE UNIQUE INDEX IF NOT EXISTS contents_sha256_live ON contents (sha256) WHERE state = 'live'",
     "ALTER TABLE contents ADD COLUMN IF NOT EXISTS qualities TEXT",
     "CREATE INDEX IF NOT EXISTS contents_retired ON contents (state) WHERE state <> 'live'",

@@ -84,11 +84,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS merges_open ON merges (from_id) WHERE step IN 
 """
 # columns added after the first release: (name, definition); then the indexes that use them
 ADDED_COLUMNS = (("content_id", "TEXT NOT NULL DEFAULT ''"), ("source_key", "TEXT NOT NULL DEFAULT ''"))
-ADDED_CONTENT_COLUMNS = (("qualities", "TEXT"),)
 ADDED_INDEXES = """
 CREATE INDEX IF NOT EXISTS images_content ON images (content_id);
 CREATE INDEX IF NOT EXISTS images_source_key ON images (source_key) WHERE source_key <> '';
 """
+ADDED_CONTENT_COLUMNS = (("thumbhash", "TEXT"), ("qualities", "TEXT"))
 SELECT = f"SELECT {', '.join(COLUMNS)}, seq FROM images"
 
 
@@ -110,10 +110,8 @@ def _value(name: str, value):
     return value
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    conn.executescript(SCHEMA)
-    for table, name, definition in [("images", *c) for c in ADDED_COLUMNS] + [
-            ("contents", *c) for c in ADDED_CONTENT_COLUMNS]:
+def _add_columns(conn: sqlite3.Connection, table: str, columns) -> None:
+    for name, definition in columns:
         present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if name not in present:
             try:
@@ -121,6 +119,12 @@ def _migrate(conn: sqlite3.Connection) -> None:
             except sqlite3.OperationalError as exc:  # another process added it first
                 if "duplicate column" not in str(exc):
                     raise
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+    _add_columns(conn, "images", ADDED_COLUMNS)
+    _add_columns(conn, "contents", ADDED_CONTENT_COLUMNS)
     conn.executescript(ADDED_INDEXES)
     conn.executescript(USAGE_SCHEMA)
 

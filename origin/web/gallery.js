@@ -1,6 +1,7 @@
 // The gallery: the owner's images (GET /v1/images, paginated), thumbnails the browser
-// negotiates (sm URLs without a format: AVIF or WebP), metadata, variant URLs, a
-// ready-to-copy <img srcset sizes> snippet (signed when the host requires it), delete.
+// negotiates (sm URLs without a format: AVIF or WebP) over their ThumbHash placeholders until
+// they load, metadata, variant URLs, a ready-to-copy <img srcset sizes> snippet with the
+// placeholder as its background (signed when the host requires it), delete.
 
 import { api, ApiError, deliverable, formatBytes, getConfig, h, setupSession, sleep, stem } from "./common.js";
 
@@ -36,7 +37,29 @@ function snippet(info, config, url) {
     `     srcset="${escapeAttr(srcset)}"\n` +
     `     sizes="(max-width: ${shown}px) 100vw, ${shown}px"\n` +
     `     width="${info.width}" height="${info.height}" alt="${escapeAttr(stem(info.filename))}"\n` +
-    `     loading="lazy" decoding="async">`;
+    `     loading="lazy" decoding="async"` +
+    (info.placeholder ? `\n     style="background: url(${escapeAttr(info.placeholder)}) center / cover no-repeat"` : "") + ">";
+}
+
+/** Whether a ThumbHash (base64) records transparency: its third byte's top bit. */
+function hashHasAlpha(thumbhash) {
+  return (atob(thumbhash).charCodeAt(2) & 0x80) !== 0;
+}
+
+/**
+ * The placeholder behind a thumbnail until it draws: set through the CSSOM (the page's CSP allows no
+ * inline style), taken away once a picture with transparency has loaded so it does not show through.
+ * An image given no ThumbHash yet uses its placeholder URL, whose first request makes one.
+ */
+function withPlaceholder(img, info, signed) {
+  const source = info.placeholder || (info.urls.placeholder && signed(info.urls.placeholder));
+  if (!source) return img;
+  img.classList.add("blurred");
+  img.style.backgroundImage = `url("${source}")`;
+  if (!info.thumbhash || hashHasAlpha(info.thumbhash)) {
+    img.addEventListener("load", () => img.style.removeProperty("background-image"), { once: true });
+  }
+  return img;
 }
 
 function variantLinks(info, config) {
@@ -78,6 +101,7 @@ function card(info, config, signed) {
       sizes: "(max-width: 420px) 90vw, 300px",
       width: 300, height: 300, alt: stem(info.filename), decoding: "async",
     });
+    withPlaceholder(img, info, signed);
     figure = h("figure", {}, h("a", { href: signed(info.urls.original), class: "thumb-link" }, img),
       h("figcaption", {}, name));
   } else {
@@ -124,7 +148,7 @@ function card(info, config, signed) {
 async function render(items, config) {
   const ready = items.filter((i) => i.state === "ready");
   const wanted = ready.flatMap((i) => [i.urls.original, ...Object.values(i.urls.smart),
-    ...variantLinks(i, config).map(([, url]) => url)]);
+    ...variantLinks(i, config).map(([, url]) => url), ...(i.placeholder ? [] : [i.urls.placeholder])]);
   const unique = [...new Set(wanted)];
   const urls = await deliverable(unique, SIGNED_FOR);
   const map = new Map(unique.map((u, n) => [u, urls[n]]));
