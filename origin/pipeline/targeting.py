@@ -120,9 +120,7 @@ def search(picture: pyvips.Image, fmt: str, target: float, encoding: Encoding = 
 
     bottom, high = BOUNDS[fmt]
     low = max(bottom, min(high, low or bottom))
-    if score(high) < target:
-        return high, scores[high]
-    while low < high:  # invariant: score(high) >= target
+    while low < high:  # every quality below `low` misses; `high` meets it, or is the top of the bounds
         middle = (low + high) // 2
         if score(middle) >= target:
             high = middle
