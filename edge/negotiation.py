@@ -26,6 +26,22 @@ CANONICAL_ACCEPT = {"avif": "image/avif", "jxl": "image/jxl", "webp": "image/web
 NEGOTIATED_PATH = r"^/images/[^/]+/(?:(?:w|sq|sm)[0-9]+|auto)$"
 NEGOTIATED_URL = r"^/images/[^/?]+/(?:(?:w|sq|sm)[0-9]+|auto)(?:\?.*)?$"  # the same on a raw URL (Varnish)
 
+
+def _with_presets(pattern: str, presets) -> str:
+    """A NEGOTIATED_* pattern that also takes the configured preset names without an extension."""
+    if not presets:
+        return pattern
+    names = "|".join(sorted(set(presets)))
+    return pattern.replace("(?:w|sq|sm)[0-9]+", f"(?:(?:w|sq|sm)[0-9]+|{names})", 1)
+
+
+def negotiated_path(presets=()) -> str:
+    return _with_presets(NEGOTIATED_PATH, presets)
+
+
+def negotiated_url(presets=()) -> str:
+    return _with_presets(NEGOTIATED_URL, presets)
+
 _D = r"[0-9](?:_?[0-9])*"  # digits, single underscores between them (Python float syntax)
 _NZD = r"(?:[0-9]_?)*[1-9](?:_?[0-9])*"  # the same, with a non-zero digit
 _POSITIVE = (

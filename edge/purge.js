@@ -1,10 +1,11 @@
 // POST /purge/images/{id}: remove every cached variant of one image (loopback only).
 //
-// The edge's cache key is "{path}|{format class}" (nginx/edge.conf.template).
+// The edge's cache key is "{path}|{format class}" (nginx/edge.conf.template), and
+// "{path}|{format class}|{digest}" for a preset (edge/presets.py).
 // Every key an image can have is enumerated from the allow-lists rendered into
-// edge_settings.js (original, placeholder; w{n}, sq{n}, sm{n} in every output format, and
-// without an extension once per format class; auto and auto.{fmt} once per width class), and
-// each cache file is unlinked
+// edge_settings.js (original, placeholder; w{n}, sq{n}, sm{n} and the presets in every output
+// format, and without an extension once per format class; auto and auto.{fmt} once per width
+// class), and each cache file is unlinked
 // where nginx keeps it: {cache}/{levels from the end of md5(key)}/{md5(key)}.
 // nginx then treats the entry as a miss. (Debian's ngx_cache_purge 2.3 crashes
 // the worker on nginx 1.22.1-9+deb12u11 and has no partial keys; see edge/README.md.)
@@ -24,6 +25,12 @@ function keysFor(id) {
             settings.formats.forEach(function (fmt) { keys.push(name + '.' + fmt + '|-'); });
             settings.classes.forEach(function (cls) { keys.push(name + '|' + cls); });
         });
+    });
+    settings.presets.forEach(function (preset) {
+        var name = base + preset.name;
+        var tag = '|' + preset.digest;
+        settings.formats.forEach(function (fmt) { keys.push(name + '.' + fmt + '|-' + tag); });
+        settings.classes.forEach(function (cls) { keys.push(name + '|' + cls + tag); });
     });
     settings.widths.forEach(function (width) {  // /auto: "{path}|{format class}|w{width class}"
         var hint = '|w' + width;

@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge import allowlist, hints, negotiation
+from edge import allowlist, hints, negotiation, presets
 from origin.formats import OUTPUT_FORMATS
 from origin.security.referers import RefererPolicy
 from origin.security.signing import SigningKeys
@@ -109,6 +109,7 @@ def _edge_settings_js(settings, options: EdgeOptions) -> str:
         "levels": list(CACHE_LEVELS),
         "widths": list(settings.widths),
         "thumbs": list(settings.thumb_sizes),
+        "presets": presets.js_settings(settings.named_presets),
         "formats": list(OUTPUT_FORMATS),
         "classes": list(negotiation.CLASSES),
         "autoWidth": settings.auto_width,
@@ -143,11 +144,13 @@ def render(settings, options: EdgeOptions) -> Path:
         "cache_max_size": options.cache_max_size,
         "origin_servers": _origin_servers(options.origin),
         "max_body": str(options.max_body or settings.max_upload_bytes),
-        "variant_path": allowlist.variant_path(settings.widths, settings.thumb_sizes),
+        "variant_path": allowlist.variant_path(settings.widths, settings.thumb_sizes,
+                                               presets=settings.named_presets.names),
         "accept_class_map": negotiation.nginx_accept_map(),
         "format_class_map": negotiation.nginx_class_maps()[0],
         "origin_accept_map": negotiation.nginx_class_maps()[1],
-        "negotiated_path": negotiation.NEGOTIATED_PATH,
+        "negotiated_path": negotiation.negotiated_path(settings.named_presets.names),
+        "preset_map": presets.nginx_map(settings.named_presets),
         "auto_path": hints.AUTO_PATH,
         "referer_map": _referer_map(RefererPolicy.from_settings(settings)),
         "signature_check": _signature_check(settings),

@@ -12,7 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-from edge import allowlist, hints, negotiation
+from edge import allowlist, hints, negotiation, presets
 from edge.render import fill
 from origin.security.referers import RefererPolicy
 from origin.security.signing import SigningKeys
@@ -65,9 +65,11 @@ def render_vcl(settings, origin: str, path: Path) -> Path:
         "referer_pattern": negotiation.nginx_safe(policy.pattern),
         "allow_empty_referer": "true" if policy.allow_empty else "false",
         "signature_check": _signature_check(settings),
-        "negotiated_url": negotiation.NEGOTIATED_URL,
+        "negotiated_url": negotiation.negotiated_url(settings.named_presets.names),
         "accept_class_chain": negotiation.vcl_accept_chain(),
-        "variant_path": allowlist.variant_path(settings.widths, settings.thumb_sizes),
+        "variant_path": allowlist.variant_path(settings.widths, settings.thumb_sizes,
+                                               presets=settings.named_presets.names),
+        "preset_hash": presets.vcl_hash(settings.named_presets),
         "auto_url": hints.AUTO_URL,
         "hint_width": hints.vcl_recv_hints(settings.widths, settings.auto_width),
         "deliver_hints": hints.vcl_deliver_hints(),

@@ -90,7 +90,7 @@ def create_app(settings: Settings, store: Store, catalog: Catalog, metrics: Metr
     app.add_route("/images/{image_id}/placeholder", PlaceholderResource(placeholders, **access_checks(settings)))
     app.add_route("/images/{image_id}/{variant}",
                   DeliveryResource(delivery, settings.widths, settings.thumb_sizes, **access_checks(settings),
-                                   auto_width=settings.auto_width))
+                                   auto_width=settings.auto_width, presets=settings.named_presets))
     app.add_sink(_malformed_image_path, r"^/images(/|$)")
 
     api_keys = ApiKeys.from_settings(settings)

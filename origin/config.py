@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Mapping
 
+from origin import presets as preset_grammar
 from origin.tiers import ARCHIVED, RuleError, parse_rule, parse_tier_dirs
 
 
@@ -56,6 +57,7 @@ class Settings:
     # delivery contract
     widths: tuple[int, ...] = (150, 300, 600, 1200, 2400)
     thumb_sizes: tuple[int, ...] = (64, 150, 300)
+    presets: str = preset_grammar.DEFAULT  # name=definition, comma-separated (origin/presets.py); empty: none
     auto_width: int = 1200  # /auto without usable client hints: the smallest allowed width >= this
     # rendering
     render_concurrency: int = 2
@@ -136,6 +138,11 @@ class Settings:
         return {tier: Path(path) for tier, path in parse_tier_dirs(self.local_tier_dirs).items()}
 
     @property
+    def named_presets(self) -> preset_grammar.Presets:
+        """IMAGEHOST_PRESETS, parsed (validate() has already refused what cannot be)."""
+        return preset_grammar.parse(self.presets)
+
+    @property
     def variant_budget_bytes(self) -> int:
         return parse_bytes(self.variant_budget)
 
@@ -205,6 +212,10 @@ class Settings:
             raise ConfigError(f"IMAGEHOST_QUALITY_TARGET: {exc}") from None
         if not self.widths or not self.thumb_sizes:
             raise ConfigError("IMAGEHOST_WIDTHS and IMAGEHOST_THUMB_SIZES must not be empty")
+        try:
+            preset_grammar.parse(self.presets)
+        except preset_grammar.PresetError as exc:
+            raise ConfigError(f"IMAGEHOST_PRESETS: {exc}") from None
         if self.auto_width < 1:
             raise ConfigError("IMAGEHOST_AUTO_WIDTH must be at least 1")
         if self.intermediate_sizes and min(self.intermediate_sizes) < max(self.thumb_sizes):

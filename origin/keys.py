@@ -7,6 +7,8 @@ delivery URL `/images/{record id}/w1200.avif` of a record whose content is C rea
     images/{content}/original.{ext}    /images/{id}/original: auto-rotated, stripped
     images/{content}/w1200.avif        /images/{id}/w1200.avif, and so on
     images/{content}/sq150.webp        eager thumbnails (sq, sm), rendered at ingest
+    images/{content}/p-card-1a2b3c4d.webp  /images/{id}/card.webp: a preset, the digest of its
+                                       definition in the name (origin/presets.py); a lazy variant
     images/{content}/intermediate.*    the render intermediates: smaller upright copies renders start from
                                        (intermediate.jpg, intermediate.1200.jpg: pipeline/sources.py)
     sources/{content}/source.{ext}     an upload kept for its owners after its content was collapsed

@@ -53,7 +53,7 @@ class Host:
         return image_id
 
     def get(self, image_id: str, name: str, accept: str | None = None):
-        request = parse(image_id, name, self.settings.widths, self.settings.thumb_sizes)
+        request = parse(image_id, name, self.settings.widths, self.settings.thumb_sizes, self.settings.named_presets)
         return self.delivery.variant(request, accept)
 
     def content(self, image_id: str) -> str:

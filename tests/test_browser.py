@@ -161,6 +161,7 @@ def test_gallery_shows_negotiated_thumbnails_metadata_snippet_and_deletes(host, 
     assert 'alt="holiday"' in snippet and 'width="640" height="480"' in snippet
     card.get_by_text("Variant URLs").click()
     assert card.get_by_role("link", name="sm300").get_attribute("href") == f"{root}/sm300"
+    assert card.get_by_role("link", name="card", exact=True).get_attribute("href") == f"{root}/card"  # a preset
     screenshot(page, "gallery")
 
     page.locator(f"#img-{aqua['id']}").get_by_role("button", name="Delete Aqua.jpg").click()

@@ -96,6 +96,21 @@ def test_stored_variants_stand_in_under_a_short_lifetime(host):
     assert "w300.avif" in host.objects(image_id)
 
 
+def test_a_preset_stands_in_from_a_stored_picture(host):
+    image_id = host.upload(photo(3))
+    app = client(host)
+    assert app.simulate_get(f"/images/{image_id}/w1200.webp").status_code == 200  # stored while warm
+    archive(host, image_id)
+    stored_before = set(host.objects(image_id))
+    card = app.simulate_get(f"/images/{image_id}/card.webp")  # a default preset: fill 800x450 smart
+    assert card.status_code == 200 and images.size(card.content) == (800, 450)
+    assert card.headers["Cache-Control"] == "public, max-age=300, stale-while-revalidate=1800"
+    assert set(host.objects(image_id)) == stored_before
+    real = app.simulate_get(f"/images/{image_id}/card.webp")  # restored since
+    assert real.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert any(name.startswith("p-card-") for name in host.objects(image_id))
+
+
 def test_an_archived_animation_is_a_503_never_a_500(host):
     image_id = host.upload(images.animated_gif())
     app = client(host)

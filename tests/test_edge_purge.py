@@ -17,7 +17,8 @@ from tests.test_edge_units import BROWSERS
 pytestmark = pytest.mark.slow
 VARIANTS = [("original", None), ("w300.webp", None), ("sq150.avif", None), ("sm64.png", None),
             ("w600", "chrome"), ("w600", "safari15"), ("w600", "curl"), ("auto", "curl"), ("auto.webp", None),
-            ("placeholder", None)]
+            ("placeholder", None),
+            ("card.webp", None), ("content.jpeg", None), ("card", "chrome"), ("card", "curl")]  # default presets
 
 
 @pytest.fixture(scope="module")

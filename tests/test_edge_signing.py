@@ -107,6 +107,23 @@ def test_refused_at_the_edge_before_the_cache(stack):
     assert again.status_code == 200 and again.headers["X-Cache-Status"] == "HIT"
 
 
+def test_presets_are_signed_like_the_rest(stack):
+    origin, edge, image_id = stack
+    for path in (f"/images/{image_id}/card.webp", f"/images/{image_id}/card"):  # a default preset
+        assert_refused(get(edge.url, path), message="must be signed")
+        assert_refused(get(origin.url, path), message="must be signed")
+        assert_refused(get(edge.url, sign_path(NEW, f"/images/{image_id}/avatar.webp", 300).replace("avatar", "card")),
+                       message="does not match")
+        resp = get(edge.url, sign_path(NEW, path, 300))
+        assert resp.status_code == 200 and images.size(resp.content) == (800, 450)
+        assert get(origin.url, sign_path(NEW, path, 300)).status_code == 200
+    body = {"paths": [f"/images/{image_id}/card", f"/images/{image_id}/poster"], "expires_in": 300}
+    refused = requests.post(edge.url + "/v1/sign", json=body, headers=API, timeout=10)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_request"
+    issued = requests.post(edge.url + "/v1/sign", json={**body, "paths": body["paths"][:1]}, headers=API, timeout=10)
+    assert get(edge.url, issued.json()["urls"][0].removeprefix(edge.url)).status_code == 200
+
+
 def test_old_key_still_accepted_during_rotation(stack):
     origin, edge, image_id = stack
     resp = get(edge.url, sign_path(OLD, f"/images/{image_id}/sq64.avif", 300))

@@ -81,7 +81,9 @@ def test_rendered_config_passes_nginx_t(tmp_path):
     check = subprocess.run(nginx_command(conf, test=True), capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     text = conf.read_text()
-    assert "proxy_cache_key $uri|$format_class$hint_key;" in (conf.parent / "delivery.conf").read_text()
+    assert "proxy_cache_key $uri|$format_class$hint_key$preset_tag;" in (conf.parent / "delivery.conf").read_text()
+    card = settings.named_presets.get("card")
+    assert f'"~^/images/[^/?]+/card(?:\\.[a-z0-9]+)?$" "|{card.digest}";' in text  # the preset's digest in its key
     assert "$signature_refusal" in text and "127.0.0.1:3" in text
     js = (conf.parent / "js" / "edge_settings.js").read_text()
     assert '"k1": "old"' in js and (conf.parent / "js" / "edge_settings.js").stat().st_mode & 0o077 == 0

@@ -109,7 +109,42 @@ def test_signed_urls_in_vcl(stack):
         assert resp.status_code == 403 and message in resp.json()["message"], bad
 
 
-@pytest.mark.parametrize("variant", ["w0300.webp", "w301", "sq2400.webp", "w300.tiff", "w300%0A"])
+def test_presets_negotiate_share_entries_and_are_banned(stack):
+    origin, url, signed_url, ids = stack
+    seen = {}
+    for name in ("chrome", "firefox", "safari17", "safari15", "curl"):
+        accept, expected = BROWSERS[name]
+        resp = get(f"{url}/images/{ids[1]}/card?v={name}", Accept=accept)  # a default preset
+        assert resp.status_code == 200 and resp.headers["Content-Type"] == f"image/{expected}", name
+        assert images.size(resp.content) == (800, 450) and resp.headers["Vary"] == "Accept"
+        seen.setdefault(expected, []).append(resp.headers["X-Cache-Status"])
+    assert seen == {"avif": ["MISS", "HIT", "HIT"], "webp": ["MISS"], "jpeg": ["MISS"]}
+    explicit = f"{url}/images/{ids[1]}/content.webp"
+    assert get(explicit).headers["X-Cache-Status"] == "MISS" and get(explicit).headers["X-Cache-Status"] == "HIT"
+    EdgePurger([url], origin.data_dir / "cdn", start=False).purge(ids[1])
+    assert get(explicit).headers["X-Cache-Status"] == "MISS"
+    assert get(f"{url}/images/{ids[1]}/card", Accept=BROWSERS["chrome"][0]).headers["X-Cache-Status"] == "MISS"
+
+
+def test_signed_presets_in_vcl(stack):
+    origin, _, url, ids = stack
+    path = f"/images/{ids[1]}/avatar.webp"
+    resp = get(url + sign_path(SigningKeys.parse("k2:new"), path, 60))
+    assert resp.status_code == 200 and images.size(resp.content) == (128, 128), resp.text
+    refused = get(url + path)
+    assert refused.status_code == 403 and "must be signed" in refused.json()["message"]
+
+
+def test_the_vcl_hashes_a_presets_digest(tmp_path):
+    one = render_vcl(Settings(presets="card=fill 800x450 smart"), "127.0.0.1:1", tmp_path / "a.vcl").read_text()
+    two = render_vcl(Settings(presets="card=fill 600x600 smart"), "127.0.0.1:1", tmp_path / "b.vcl").read_text()
+    digests = [Settings(presets=p).named_presets.get("card").digest for p in ("card=fill 800x450 smart",
+                                                                              "card=fill 600x600 smart")]
+    assert f'hash_data("{digests[0]}")' in one and f'hash_data("{digests[1]}")' in two
+
+
+@pytest.mark.parametrize("variant", ["w0300.webp", "w301", "sq2400.webp", "w300.tiff", "w300%0A", "poster",
+                                     "poster.webp", "card.bmp", "card.", "Card"])
 def test_urls_off_the_allow_list_are_refused_at_the_edge(stack, variant):
     origin, url, signed_url, ids = stack
     answer = get(f"{url}/images/{ids[0]}/{variant}")

@@ -22,6 +22,7 @@ import pyvips
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from edge import allowlist, negotiation
+from origin import presets
 from origin.errors import InvalidRequest
 from origin.formats import OUTPUT_FORMATS
 from origin.ingest.validate import Limits, Rejected, Validated, validate
@@ -37,7 +38,8 @@ EXAMPLES = int(os.environ.get("IMAGEHOST_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("IMAGEHOST_FUZZ_RANDOM"),
                 suppress_health_check=[HealthCheck.too_slow], database=None)
 ID_CHARS = string.ascii_letters + string.digits + "_-"
-EDGE_PATH = re.compile(allowlist.variant_path(WIDTHS, SIZES, end=allowlist.PYTHON_END))
+PRESETS = presets.parse("card=fill 800x450 smart, hero-2=fit 2400x1600, content=width 800")
+EDGE_PATH = re.compile(allowlist.variant_path(WIDTHS, SIZES, end=allowlist.PYTHON_END, presets=PRESETS.names))
 
 
 @contextmanager
@@ -59,7 +61,8 @@ def bounded(seconds: float):
 
 pieces = st.sampled_from(["w", "sq", "sm", "original", ".", "0", "00", "150", "300", "64", "2400", "301",
                           "999999", "1" * 7, "webp", "avif", "jpeg", "png", "gif", "heic", "tiff", "jxl", "\n",
-                          " ", "%", "/", "..", "\x00", "W", "é", "+", "-", "_"])
+                          " ", "%", "/", "..", "\x00", "W", "é", "+", "-", "_", "card", "hero-2", "hero", "Card",
+                          "content", "auto"])
 variants = st.one_of(st.lists(pieces, max_size=6).map("".join), st.text(max_size=20))
 ids = st.one_of(st.text(ID_CHARS, min_size=6, max_size=64), st.text(max_size=70))
 
@@ -84,15 +87,16 @@ def test_the_url_grammar_answers_a_request_or_a_typed_refusal(image_id, variant)
         accepted = origin_takes_id(image_id)
     else:
         try:
-            req = parse(image_id, variant, WIDTHS, SIZES)
+            req = parse(image_id, variant, WIDTHS, SIZES, PRESETS)
         except InvalidRequest:
             accepted = False
         else:
             accepted = True
             assert isinstance(req, VariantRequest)
-            spelled = req.name + (f".{req.fmt}" if req.fmt else "")
+            spelled = (req.preset.name if req.preset else req.name) + (f".{req.fmt}" if req.fmt else "")
             assert spelled == variant  # one spelling per variant: nothing else becomes a cache entry
-            assert req.kind == "original" or req.size in (WIDTHS if req.kind == "w" else SIZES)
+            assert req.kind in ("original", "auto", "preset") or req.size in (WIDTHS if req.kind == "w" else SIZES)
+            assert req.kind != "preset" or req.preset is PRESETS.get(req.preset.name)
             assert req.fmt is None or req.fmt in OUTPUT_FORMATS
     if "/" not in image_id and "/" not in variant:
         edge_accepts = EDGE_PATH.match(f"/images/{image_id}/{variant}") is not None

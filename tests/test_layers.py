@@ -9,7 +9,7 @@ ORIGIN = Path(__file__).resolve().parent.parent / "origin"
 # each layer may import the layers listed after it, never those before it
 LAYERS = ("cli", "admin", "app", "wiring", "http", "ingest", "pipeline", "lifecycle", "services", "ports", "security",
           "base")
-BASE = {"config", "errors", "formats", "keys", "metrics", "logs", "tiers"}
+BASE = {"config", "errors", "formats", "keys", "metrics", "logs", "tiers", "presets"}
 TOP = {"gunicorn_conf": "cli"}  # wires like the command does
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from origin.pipeline import hints as client_hints
 from origin.pipeline.request import parse
 from origin.pipeline.variants import Delivery
+from origin.presets import Presets
 from origin.security.referers import RefererPolicy
 from origin.security.signing import SigningKeys, verify
 
@@ -31,9 +32,10 @@ def access_checks(settings) -> dict:
 class DeliveryResource:
     def __init__(self, delivery: Delivery, widths: tuple[int, ...], thumb_sizes: tuple[int, ...],
                  referers: RefererPolicy | None = None, signing: SigningKeys | None = None,
-                 auto_width: int = 1200):
+                 auto_width: int = 1200, presets: Presets = Presets()):
         self.delivery = delivery
         self.auto_width = auto_width  # /auto without usable hints (pipeline/hints.py)
+        self.presets = presets
         self.widths = widths
         self.thumb_sizes = thumb_sizes
         self.referers = referers  # None: no Referer check
@@ -44,7 +46,7 @@ class DeliveryResource:
             self.referers.check(req.get_header("Referer"))
         if self.signing is not None:
             verify(self.signing, req.path, req.params)
-        request = parse(image_id, variant, self.widths, self.thumb_sizes)
+        request = parse(image_id, variant, self.widths, self.thumb_sizes, self.presets)
         hints = None
         if request.kind == "auto":
             hints = client_hints.parse(req.get_header("Sec-CH-Width"), req.get_header("Sec-CH-DPR"),

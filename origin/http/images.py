@@ -20,7 +20,7 @@ PAGE_DEFAULT, PAGE_MAX = 50, 200
 MAX_CURSOR = 2**62  # cursors are catalog sequence numbers
 
 
-def describe(record, base: str, widths, thumb_sizes, content=None) -> dict:
+def describe(record, base: str, widths, thumb_sizes, content=None, presets=()) -> dict:
     """The JSON form of a record for its owner (`content`: the one it serves, for its placeholder)."""
     out = {
         "id": record.id,
@@ -50,6 +50,7 @@ def describe(record, base: str, widths, thumb_sizes, content=None) -> dict:
                 "widths": {f"w{w}": f"{root}/w{w}" for w in widths},
                 "square": {f"sq{s}": f"{root}/sq{s}" for s in thumb_sizes},
                 "smart": {f"sm{s}": f"{root}/sm{s}" for s in thumb_sizes},
+                "presets": {p.name: f"{root}/{p.name}" for p in presets},
             },
             srcset=", ".join(f"{root}/w{w} {w}w" for w in widths if w <= max(record.width, min(widths))),
         )
@@ -107,7 +108,8 @@ class ImageListResource(OwnedImages):
         base = self.base(req)
         contents = self.catalog.get_contents([r.content_id for r in page if r.state == "ready" and r.content_id])
         resp.media = {
-            "items": [describe(r, base, self.settings.widths, self.settings.thumb_sizes, contents.get(r.content_id))
+            "items": [describe(r, base, self.settings.widths, self.settings.thumb_sizes, contents.get(r.content_id),
+                               self.settings.named_presets)
                       for r in page],
             "next_cursor": page[-1].seq if more else None,
         }
@@ -121,7 +123,7 @@ class ImageResource(OwnedImages):
     def on_get(self, req, resp, image_id: str) -> None:
         record = self.owned(req, image_id)
         resp.media = describe(record, self.base(req), self.settings.widths, self.settings.thumb_sizes,
-                              content_of(self.catalog, record))
+                              content_of(self.catalog, record), self.settings.named_presets)
         resp.cache_control = ["private", "no-store"]
 
     def on_delete(self, req, resp, image_id: str) -> None:

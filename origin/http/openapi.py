@@ -117,6 +117,10 @@ def spec(version: str = "0.1.0") -> dict:
                     "max_bytes": {"type": "integer"}, "signing_required": {"type": "boolean"},
                     "widths": {"type": "array", "items": {"type": "integer"}},
                     "thumb_sizes": {"type": "array", "items": {"type": "integer"}},
+                    "presets": {"type": "array", "items": {"type": "object", "properties": {
+                        "name": {"type": "string"}, "mode": {"enum": ["width", "fit", "fill"]},
+                        "width": {"type": "integer"}, "height": {"type": ["integer", "null"]},
+                        "gravity": {"enum": ["centre", "smart", None]}, "digest": {"type": "string"}}}},
                     "accepted_types": {"type": "array", "items": {"type": "string"}}}})}}},
             "/v1/sign": {"post": {
                 "summary": "Sign delivery paths (signed, expiring URLs)",

@@ -39,6 +39,7 @@ class SignResource:
         self.keys = SigningKeys.parse(settings.signing_keys)
         self.widths = settings.widths
         self.thumb_sizes = settings.thumb_sizes
+        self.presets = settings.named_presets
         self.base_url = settings.base_url
 
     def _request(self, body) -> tuple[list[str], int]:
@@ -58,7 +59,7 @@ class SignResource:
             if variant == PLACEHOLDER:  # origin/http/placeholder.py
                 check_id(image_id)
             else:
-                parse(image_id, variant, self.widths, self.thumb_sizes)
+                parse(image_id, variant, self.widths, self.thumb_sizes, self.presets)
             checked.append(path)
         return checked, expires_in
 

@@ -4,7 +4,7 @@
     /gallery          gallery.html   the owner's images, metadata, variant URLs, <img srcset> snippet
     /review           review.html    the review queue (reviewer key)
     /static/{name}    style.css, the JS modules, icon.svg
-    /v1/config        {max_bytes, widths, thumb_sizes, auto, signing_required, accepted_types}
+    /v1/config        {max_bytes, widths, thumb_sizes, auto, presets, signing_required, accepted_types}
 
 The files are read once when the app is built (a few KiB) and served with their
 content type, a strong ETag (304 on If-None-Match) and a short Cache-Control:
@@ -148,6 +148,7 @@ class ConfigResource:
             "thumb_sizes": list(settings.thumb_sizes),
             "auto": {"path": "/images/{id}/auto", "default_width": settings.auto_width,
                      "client_hints": ["Sec-CH-Width", "Sec-CH-DPR", "Sec-CH-Viewport-Width"]},
+            "presets": [p.describe() for p in settings.named_presets],
             "signing_required": settings.signing_required,
             "accepted_types": sorted(t for t in ACCEPTED_TYPES if t.startswith("image/")),
         }

@@ -8,8 +8,8 @@ variant that is not stored must be rendered from such a source:
     hours, by IMAGEHOST_RESTORE_TIER);
  2. if the content has a stored picture to stand in (the render intermediate,
     the public original, a larger `w` variant, or for `sq`/`sm` a larger square
-    of the same crop), the requested variant is rendered from it (downscaled,
-    never upscaled) and answered with `Cache-Control: public, max-age=
+    of the same crop; for a preset, a whole picture), the requested variant
+    is rendered from it (downscaled, never upscaled) and answered with `Cache-Control: public, max-age=
     IMAGEHOST_COLD_STANDIN_SECONDS` instead of a year: it is not stored, and once
     the source is back the real render replaces it at the edge;
  3. otherwise the answer is 503 `source_archived` with a Retry-After of S3's
@@ -59,7 +59,7 @@ def candidates(objects, req, record) -> list[Candidate]:
             whole.append(Candidate(obj, False, min(int(sized.group(2)), record.width)))
         elif sized and sized.group(1) == req.kind:
             squares.append(Candidate(obj, True, int(sized.group(2))))
-    need = req.size or record.width
+    need = req.size or (req.preset.width if req.preset is not None else record.width)
 
     def order(found: list[Candidate]) -> list[Candidate]:
         # the smallest one that is big enough (cheapest to decode, no upscaling), then the rest, largest first
@@ -96,7 +96,9 @@ class ColdSources:
                     width, height = header.width, header.height
                     size = min(req.size or width, width)
                     kind = "full" if req.kind == "original" else req.kind
-                    out = render(data, RenderOptions(kind, size, fmt, width, height), self.encoding)
+                    options = RenderOptions.for_preset(req.preset, fmt, width, height) if req.preset \
+                        else RenderOptions(kind, size, fmt, width, height)
+                    out = render(data, options, self.encoding)
                 except (KeyMissing, ObjectArchived, RenderFailed, pyvips.Error) as exc:
                     log.warning("stand-in %s for %s failed: %s", candidate.obj.key, req.name, exc)
                     continue

@@ -42,6 +42,9 @@ def output_pixels(opts: RenderOptions) -> int:
         return width * max(1, round(opts.source_height * width / opts.source_width))
     if opts.kind in ("sq", "sm"):
         return min(opts.size, opts.source_width, opts.source_height) ** 2
+    if opts.kind in ("fit", "fill"):
+        width, height = opts.box
+        return width * height
     return opts.source_width * opts.source_height
 
 

@@ -3,8 +3,9 @@
 A render is a short list of named steps, each a plain function from image to
 image (the last one, `encode`, to bytes):
 
-    load      thumbnail_buffer: shrink-on-load, EXIF auto-rotate, never upscale
-    crop      square crops that keep every frame of an animation
+    load      thumbnail_buffer: shrink-on-load, EXIF auto-rotate, never upscale; a fit box
+              renders at the width that fits it, a fill box is covered and cut (centre or smart)
+    crop      square and fill crops that keep every frame of an animation
     colour    CMYK and other spaces to sRGB, alpha flattened for formats without it
     encode    the output format, metadata stripped but for the ICC profile (JPEG XL: converted
               to sRGB, origin/pipeline/jxl.py)
@@ -23,6 +24,7 @@ import pyvips
 from origin.errors import RenderFailed
 from origin.formats import FORMATS
 from origin.pipeline import jxl
+from origin.presets import Preset, box_size
 
 HUGE = 10_000_000  # "no limit" on one side of a thumbnail box
 # libjpeg's optimised Huffman tables need every coefficient in memory: above this
@@ -95,12 +97,39 @@ class Encoding:
 
 @dataclass(frozen=True)
 class RenderOptions:
-    kind: str  # full | w | sq | sm
-    size: int  # target width (w), square side (sq, sm), or the source width (full)
+    kind: str  # full | w | sq | sm | fit | fill
+    size: int  # target width (w, fit, fill), square side (sq, sm), or the source width (full)
     fmt: str  # output format name
     source_width: int  # display dimensions of the source (after EXIF rotation)
     source_height: int
     animated: bool = False  # keep every frame (the source has several, the format animates)
+    height: int = 0  # the box's height (fit, fill)
+    gravity: str = "centre"  # where a fill box is cut: centre | smart
+
+    @classmethod
+    def for_preset(cls, preset: Preset, fmt: str, source_width: int, source_height: int,
+                   animated: bool = False) -> "RenderOptions":
+        """A preset (origin/presets.py) as render options: width is a w render."""
+        if preset.mode == "width":
+            return cls("w", preset.width, fmt, source_width, source_height, animated)
+        return cls(preset.mode, preset.width, fmt, source_width, source_height, animated, preset.height,
+                   preset.gravity or "centre")
+
+    @property
+    def box(self) -> tuple[int, int]:
+        """The output dimensions of a fit or fill render."""
+        return box_size(self.kind, self.size, self.height, self.source_width, self.source_height)
+
+    @property
+    def crop_size(self) -> tuple[int, int] | None:
+        """What `crop` cuts an animation's frames to (sq, sm, fill); None: no cut."""
+        if self.kind in ("sq", "sm"):
+            return self.size, self.size
+        return self.box if self.kind == "fill" else None
+
+    @property
+    def interesting(self) -> str:
+        return "attention" if self.kind == "sm" or (self.kind == "fill" and self.gravity == "smart") else "centre"
 
 
 def render(source: bytes, opts: RenderOptions, encoding: Encoding = Encoding(), loader=None) -> bytes:
@@ -121,35 +150,37 @@ def load(source: bytes, opts: RenderOptions) -> pyvips.Image:
         return pyvips.Image.thumbnail_buffer(source, width, height=height, size="down", option_string=options)
     if opts.kind == "w":
         return pyvips.Image.thumbnail_buffer(source, opts.size, height=HUGE, size="down", option_string=options)
+    if opts.kind == "fit":
+        return pyvips.Image.thumbnail_buffer(source, opts.box[0], height=HUGE, size="down", option_string=options)
+    width, height = opts.crop_size
     if opts.animated:
         # libvips' own crop flattens an animation to one frame: scale so the
-        # short side fits, then `crop` cuts every frame the same way.
-        if opts.source_width >= opts.source_height:
-            return pyvips.Image.thumbnail_buffer(source, HUGE, height=opts.size, size="down", option_string=options)
-        return pyvips.Image.thumbnail_buffer(source, opts.size, height=HUGE, size="down", option_string=options)
-    interesting = "attention" if opts.kind == "sm" else "centre"
-    return pyvips.Image.thumbnail_buffer(source, opts.size, height=opts.size, size="down", crop=interesting)
+        # box is covered, then `crop` cuts every frame the same way.
+        if opts.source_width * height >= opts.source_height * width:
+            return pyvips.Image.thumbnail_buffer(source, HUGE, height=height, size="down", option_string=options)
+        return pyvips.Image.thumbnail_buffer(source, width, height=HUGE, size="down", option_string=options)
+    return pyvips.Image.thumbnail_buffer(source, width, height=height, size="down", crop=opts.interesting)
 
 
 def crop(image: pyvips.Image, opts: RenderOptions) -> pyvips.Image:
-    if opts.kind not in ("sq", "sm") or not opts.animated:
+    if opts.crop_size is None or not opts.animated:
         return image
     page_height = _page_height(image)
-    side = min(opts.size, image.width, page_height)
+    width, height = min(opts.crop_size[0], image.width), min(opts.crop_size[1], page_height)
     frames = [image.crop(0, i * page_height, image.width, page_height) for i in range(image.height // page_height)]
-    if opts.kind == "sm":
+    if opts.interesting == "attention":
         # saliency of the first frame decides where every frame is cut
-        _, meta = frames[0].smartcrop(side, side, interesting="attention", attention_x=True, attention_y=True)
-        left = max(0, min(image.width - side, meta["attention_x"] - side // 2))
-        top = max(0, min(page_height - side, meta["attention_y"] - side // 2))
+        _, meta = frames[0].smartcrop(width, height, interesting="attention", attention_x=True, attention_y=True)
+        left = max(0, min(image.width - width, meta["attention_x"] - width // 2))
+        top = max(0, min(page_height - height, meta["attention_y"] - height // 2))
     else:
-        left, top = (image.width - side) // 2, (page_height - side) // 2
-    out = pyvips.Image.arrayjoin([f.crop(left, top, side, side) for f in frames], across=1)
+        left, top = (image.width - width) // 2, (page_height - height) // 2
+    out = pyvips.Image.arrayjoin([f.crop(left, top, width, height) for f in frames], across=1)
     out = out.copy()
     for name in ("delay", "loop", "gif-palette"):
         if image.get_typeof(name):
             out.set_type(image.get_typeof(name), name, image.get(name))
-    out.set_type(pyvips.GValue.gint_type, "page-height", side)
+    out.set_type(pyvips.GValue.gint_type, "page-height", height)
     return out
 
 

@@ -19,7 +19,9 @@ Rules (each checked by tests/test_render_quality.py against a full-decode + Lanc
     rung 1 MB, so w150-w1200 come from the small rung and only w2400 from the large one.
   * A render starts from the smallest stored source at least as large as its output: a
     rung serves a width up to its own width (a pure re-encode at that width loses at most
-    0.0024 SSIM at q97) and a square up to its short side; a source is never upscaled.
+    0.0024 SSIM at q97) and a square up to its short side; a preset's box needs what the box
+    scales the picture to (fit: its width; fill: the cover scale, both sides of the box);
+    a source is never upscaled.
   * From a JPEG intermediate, shrink-on-load leaves at least HEADROOM (3x) for the resize
     that follows. libjpeg's DCT-domain shrink is close to a box filter: an exact 1/4 shrink
     of a 2400-px intermediate to w600 loses sharpness a Lanczos resize keeps.
@@ -118,6 +120,11 @@ def serves(source: Source, opts: RenderOptions) -> bool:
         return min(opts.size, opts.source_width) <= source.width
     if opts.kind in ("sq", "sm"):
         return opts.size <= min(source.width, source.height)
+    if opts.kind == "fit":
+        return opts.box[0] <= source.width
+    if opts.kind == "fill":
+        width, height = opts.box
+        return width <= source.width and height <= source.height
     return False  # the full-size original
 
 
@@ -189,8 +196,8 @@ def mime(pic: Picture) -> str:
 
 
 def output_size(opts: RenderOptions) -> tuple[int, int]:
-    """A w variant's dimensions, from the original's: what thumbnail_buffer gives the direct render."""
-    width = min(opts.size, opts.source_width)
+    """A w (or fit) variant's dimensions, from the original's: what thumbnail_buffer gives the direct render."""
+    width = min(opts.box[0] if opts.kind == "fit" else opts.size, opts.source_width)
     return width, max(1, int(opts.source_height * width / opts.source_width + 0.5))
 
 
@@ -203,17 +210,16 @@ def load_intermediate(data: bytes, opts: RenderOptions) -> pyvips.Image:
     """The `load` step of a render that starts from an intermediate (render.render's loader)."""
     head = pyvips.Image.new_from_buffer(data, "")
     is_jpeg = head.get("vips-loader").startswith("jpegload")
-    if opts.kind == "w":
+    if opts.kind in ("w", "fit"):
         width, height = output_size(opts)
         factor = head.width / width
     else:
-        side = min(head.width, head.height)
-        factor = side / opts.size
+        width, height = opts.crop_size
+        factor = min(head.width / width, head.height / height)
     options = {"shrink": jpeg_shrink(factor)} if is_jpeg and jpeg_shrink(factor) > 1 else {}
-    if opts.kind == "w":
+    if opts.kind in ("w", "fit"):
         image = pyvips.Image.new_from_buffer(data, "", access="sequential", **options)
         return image.thumbnail_image(width, height=height, size="force")
     image = pyvips.Image.new_from_buffer(data, "", **options)
-    interesting = "attention" if opts.kind == "sm" else "centre"
-    return image.thumbnail_image(opts.size, height=opts.size, size="down", crop=interesting)
+    return image.thumbnail_image(width, height=height, size="down", crop=opts.interesting)
 

@@ -30,6 +30,7 @@ import numpy as np
 import pyvips
 
 from origin.formats import FORMATS
+from origin.presets import box_size
 from origin.pipeline import jxl, ssim
 from origin.pipeline.render import HUGE, Encoding, RenderOptions, colour, encode
 
@@ -85,6 +86,8 @@ def encoding_for(encoding: Encoding, qualities: str | None, width: int) -> Encod
 def output_width(opts: RenderOptions) -> int:
     if opts.kind in ("sq", "sm"):
         return min(opts.size, opts.source_width, opts.source_height)
+    if opts.kind in ("fit", "fill"):
+        return box_size(opts.kind, opts.size, opts.height, opts.source_width, opts.source_height)[0]
     return min(opts.size, opts.source_width)
 
 

@@ -86,6 +86,9 @@ def output_format(req: VariantRequest, record: ImageRecord, accept: str | None) 
 
 
 def render_options(req: VariantRequest, record: ImageRecord, fmt: str) -> RenderOptions:
+    if req.preset is not None:
+        return RenderOptions.for_preset(req.preset, fmt, record.width, record.height,
+                                        record.pages > 1 and FORMATS[fmt].animates)
     return RenderOptions(
         kind="full" if req.kind == "original" else req.kind,
         size=req.size or record.width,

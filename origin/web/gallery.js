@@ -67,6 +67,7 @@ function variantLinks(info, config) {
   for (const w of widthsFor(info, config)) links.push([`w${w}`, info.urls.widths[`w${w}`]]);
   for (const [name, url] of Object.entries(info.urls.square)) links.push([name, url]);
   for (const [name, url] of Object.entries(info.urls.smart)) links.push([name, url]);
+  for (const [name, url] of Object.entries(info.urls.presets || {})) links.push([name, url]);  // IMAGEHOST_PRESETS
   return links;
 }
 
