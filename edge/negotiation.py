@@ -1,13 +1,14 @@
 """origin/pipeline/negotiate.py's Accept rule as regular expressions, for the edges.
 
     avif   Accept names image/avif with q > 0
+    jxl    else Accept names image/jxl with q > 0
     webp   else Accept names image/webp with q > 0
     jpeg   else (the origin picks PNG for images with alpha: same class)
 
 An element is `media *(; param)`, split on commas; the last `q` parameter
 decides, a `q` that is not a number counts as 0 (as float() does), and
 wildcards never count. The same patterns become the nginx `map` and the
-Varnish `if` chain, and `format_class` below runs them in Python so the tests
+Varnish `if` chain (nginx_accept_map, vcl_accept_chain), and `format_class` below runs them in Python so the tests
 can hold them against `negotiate.choose`.
 
 Known deviation: a q so small that float() underflows to 0 ("1e-400") still
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import re
 
-CLASSES = ("avif", "webp", "jpeg")
-CANONICAL_ACCEPT = {"avif": "image/avif", "webp": "image/webp", "jpeg": "image/jpeg", "-": "*/*"}
+CLASSES = ("avif", "jxl", "webp", "jpeg")  # in order of preference; the last one is the default
+CANONICAL_ACCEPT = {"avif": "image/avif", "jxl": "image/jxl", "webp": "image/webp", "jpeg": "image/jpeg", "-": "*/*"}
 # variant paths whose format comes from Accept: w{n}, sq{n}, sm{n}, auto without an extension
 NEGOTIATED_PATH = r"^/images/[^/]+/(?:(?:w|sq|sm)[0-9]+|auto)$"
 NEGOTIATED_URL = r"^/images/[^/?]+/(?:(?:w|sq|sm)[0-9]+|auto)(?:\?.*)?$"  # the same on a raw URL (Varnish)
@@ -69,16 +70,41 @@ def accept_pattern(media: str) -> str:
 
 
 AVIF = accept_pattern("image/avif")
+JXL = accept_pattern("image/jxl")
 WEBP = accept_pattern("image/webp")
+PATTERNS = {"avif": AVIF, "jxl": JXL, "webp": WEBP}  # every class but the default, in CLASSES' order
 
 
 def format_class(accept: str | None) -> str:
     text = accept or ""
-    if re.search(AVIF, text, re.IGNORECASE):
-        return "avif"
-    if re.search(WEBP, text, re.IGNORECASE):
-        return "webp"
-    return "jpeg"
+    for name, pattern in PATTERNS.items():
+        if re.search(pattern, text, re.IGNORECASE):
+            return name
+    return CLASSES[-1]
+
+
+def nginx_accept_map(indent: str = "        ") -> str:
+    """The body of nginx's `map $http_accept $accept_class`: the patterns in order, then the default."""
+    lines = [f'{indent}"~*{nginx_safe(pattern)}" {name};' for name, pattern in PATTERNS.items()]
+    return "\n".join(lines + [f"{indent}default {CLASSES[-1]};"])
+
+
+def nginx_class_maps(indent: str = "        ") -> tuple[str, str]:
+    """The bodies of `map $negotiated$accept_class $format_class` and `map $format_class $origin_accept`."""
+    classes = "\n".join([f"{indent}1{name} {name};" for name in CLASSES] + [f"{indent}default -;"])
+    accepts = "\n".join([f"{indent}{name} {CANONICAL_ACCEPT[name]};" for name in CLASSES]
+                        + [f'{indent}default "{CANONICAL_ACCEPT["-"]}";'])
+    return classes, accepts
+
+
+def vcl_accept_chain(indent: str = "        ") -> str:
+    """Varnish's `if … elsif … else` chain setting X-Format-Class from Accept."""
+    lines = []
+    for n, (name, pattern) in enumerate(PATTERNS.items()):
+        lines.append(f'{indent}{"if" if n == 0 else "} elsif"} (req.http.Accept ~ "(?i){nginx_safe(pattern)}") {{')
+        lines.append(f'{indent}    set req.http.X-Format-Class = "{name}";')
+    lines += [f"{indent}}} else {{", f'{indent}    set req.http.X-Format-Class = "{CLASSES[-1]}";', f"{indent}}}"]
+    return "\n".join(lines)
 
 
 def nginx_safe(pattern: str) -> str:

@@ -67,6 +67,10 @@ class Settings:
     avif_quality: int = 55
     avif_effort: int = 2
     webp_effort: int = 4
+    jxl_quality: int = 75
+    jxl_effort: int = 5
+    # quality by target (origin/pipeline/targeting.py): SSIM per format, "" or 0: fixed qualities
+    quality_target: str = "jpeg:0.968,webp:0.968,avif:0.957,jxl:0.968"
     intermediate_sizes: tuple[int, ...] = (1200, 2400)  # long sides of the render intermediates; 0: none
     miss_budget_ms: int = 100  # a negotiated miss never waits for an encode predicted longer; 0: never defers
     fallback_max_age: int = 10  # Cache-Control max-age of a fast-format answer while the asked one renders
@@ -200,6 +204,12 @@ class Settings:
             raise ConfigError("IMAGEHOST_AVIF_EFFORT must be between 0 and 9")
         if not 0 <= self.webp_effort <= 6:
             raise ConfigError("IMAGEHOST_WEBP_EFFORT must be between 0 and 6")
+        if not 1 <= self.jxl_effort <= 7 or not 1 <= self.jxl_quality <= 100:
+            raise ConfigError("IMAGEHOST_JXL_EFFORT must be between 1 and 7, IMAGEHOST_JXL_QUALITY 1 and 100")
+        try:
+            quality_targets(self.quality_target)
+        except ValueError as exc:
+            raise ConfigError(f"IMAGEHOST_QUALITY_TARGET: {exc}") from None
         if not self.widths or not self.thumb_sizes:
             raise ConfigError("IMAGEHOST_WIDTHS and IMAGEHOST_THUMB_SIZES must not be empty")
         try:
@@ -232,6 +242,31 @@ class Settings:
             raise ConfigError(str(exc)) from None
         if self.restore_tier not in {"Expedited", "Standard", "Bulk"}:
             raise ConfigError("IMAGEHOST_RESTORE_TIER must be Expedited, Standard or Bulk")
+
+
+TARGETED_FORMATS = ("jpeg", "webp", "avif", "jxl")
+
+
+def quality_targets(text: str) -> dict[str, float]:
+    """IMAGEHOST_QUALITY_TARGET: "0.975" (every lossy format), "jpeg:0.975,avif:0.97" (those named;
+    the others keep their fixed quality), or "" / "0" (none: fixed qualities)."""
+    text = str(text).strip()
+    if text in ("", "0"):
+        return {}
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        fmt, sep, value = part.strip().rpartition(":")
+        names = [fmt.strip()] if sep else list(TARGETED_FORMATS)
+        if any(name not in TARGETED_FORMATS for name in names):
+            raise ValueError(f"{fmt!r} is not one of {', '.join(TARGETED_FORMATS)}")
+        try:
+            target = float(value)
+        except ValueError:
+            raise ValueError(f"expected an SSIM such as 0.975, got {value!r}") from None
+        if not 0.5 <= target < 1.0:
+            raise ValueError(f"an SSIM target must be at least 0.5 and below 1.0, got {target}")
+        out.update({name: target for name in names})
+    return out
 
 
 BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}

@@ -21,6 +21,7 @@ FORMATS: dict[str, Format] = {
         Format("png", "png", "image/png", animates=False, alpha=True, output=True),
         Format("webp", "webp", "image/webp", animates=True, alpha=True, output=True),
         Format("avif", "avif", "image/avif", animates=False, alpha=True, output=True),
+        Format("jxl", "jxl", "image/jxl", animates=False, alpha=True, output=True),
         Format("gif", "gif", "image/gif", animates=True, alpha=True, output=True),
         Format("heic", "heic", "image/heic", animates=False, alpha=True, output=False),
     )

@@ -41,7 +41,7 @@ def test_real_accept_headers(name):
 
 def test_patterns_agree_with_negotiate_py_on_random_headers():
     atoms = ["image/avif", "image/webp", "IMAGE/AVIF", " image/avif ", "image/*", "*/*", "image/png",
-             "image/avif+xml", "image/webpx", ""]
+             "image/avif+xml", "image/webpx", "", "image/jxl", "IMAGE/JXL", "image/jxl+x"]
     params = ["", ";q=0", ";q=0.0", ";q=1", ";q=0.5", "; q = 0.8", ";Q=0", ";q", ";q=", ";q=abc", ";q=-1",
               ";q=.5", ";q=1.", ";q=+.5", ";q=1e3", ";q=0e5", ";q=inf", ";q=nan", ";q=1_0", ";q=_1",
               ";level=1", ";q=0;q=1", ";q=1;q=0", ";q=0.5 x", ";x=q", ";qq=0", ";q x=1", ";q=-0"]

@@ -28,9 +28,9 @@ from origin import keys
 from origin.keys import quarantine_key, upload_key
 from origin.errors import NotFound, Unavailable, UnsupportedImage
 from origin.formats import FORMATS
-from origin.ingest import compact, dedup, joblog, originals, process
+from origin.ingest import compact, dedup, joblog, originals, process, qualities
 from origin.ingest.validate import Limits, Rejected, validate
-from origin.pipeline import sources
+from origin.pipeline import sources, targeting
 from origin.pipeline.render import Encoding
 from origin.pipeline import fallback, placeholders
 from origin.pipeline.records import served, served_record
@@ -223,6 +223,7 @@ def step_processing(pipe: Pipeline, record) -> None:
         if content is None:  # a record validated before contents existed: its own keys, no dedup
             _store_thumbnails(pipe, view, base, source)
         else:
+            content = qualities.choose_and_store(pipe.catalog, settings, content, pixels)
             process_content(pipe, record, replace(content, phash=phash), base, source)
     make_ready(pipe, record.id, lambda: pipe.catalog.transition(
         record.id, ("processing",), "ready", phash=phash, metadata=json.dumps(info), reason="", detail=""),
@@ -258,8 +259,13 @@ def smallest_source(pipe: Pipeline, view) -> bytes:
 
 def _store_thumbnails(pipe: Pipeline, view, base, source: bytes) -> None:
     settings = pipe.settings
+    fixed = Encoding.from_settings(settings)
+
+    def encoding(size: int) -> Encoding:  # the qualities chosen for the picture at that size, if any
+        return targeting.encoding_for(fixed, view.qualities, size)
+
     thumbs = process.thumbnails(base, source, view.content, view.width, view.height, view.pages,
-                                settings.thumb_sizes, Encoding.from_settings(settings))
+                                settings.thumb_sizes, encoding)
     for key, (blob, mime) in thumbs.items():
         pipe.store.put(key, blob, mime)
 

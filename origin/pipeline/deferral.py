@@ -7,7 +7,9 @@ chain that fits, under a short cache lifetime (IMAGEHOST_FALLBACK_MAX_AGE), whil
 one renders in the background (single-flight) into the store: the request after the short
 lifetime, at the edge or in the browser, gets it for a year.
 
-    chain        AVIF -> WebP -> JPEG (PNG instead of JPEG when the picture has alpha)
+    chain        AVIF -> WebP -> JPEG (PNG instead of JPEG when the picture has alpha); JPEG XL -> WebP ->
+                 JPEG (Safari 17, the browser that names image/jxl, decodes WebP; not every browser
+                 that names image/avif decodes JPEG XL, so it is never a fallback for AVIF)
     prediction   output megapixels x the encoder's measured cost per megapixel (COST_MS_PER_MP,
                  measured by loadtest/bench_encoders.py on the 2-core reference machine)
 
@@ -27,6 +29,7 @@ ALPHA_CHAIN = ("avif", "webp", "png")
 COST_MS_PER_MP = {
     "jpeg": {None: 12.0},
     "png": {None: 120.0},
+    "jxl": {1: 20.0, 2: 21.0, 3: 30.0, 4: 26.0, 5: 166.0, 6: 287.0, 7: 363.0},
     "webp": {0: 36.0, 1: 55.0, 2: 67.0, 3: 160.0, 4: 135.0, 5: 185.0, 6: 310.0},
     "avif": {0: 52.0, 1: 180.0, 2: 235.0, 3: 430.0, 4: 2800.0, 5: 3500.0, 6: 7300.0, 7: 11300.0, 8: 12000.0,
              9: 30000.0},
@@ -46,13 +49,15 @@ def output_pixels(opts: RenderOptions) -> int:
 
 
 def predicted_ms(fmt: str, encoding: Encoding, pixels: int) -> float:
-    effort = {"webp": encoding.webp_effort, "avif": encoding.avif_effort}.get(fmt)
+    effort = {"webp": encoding.webp_effort, "avif": encoding.avif_effort, "jxl": encoding.jxl_effort}.get(fmt)
     return COST_MS_PER_MP[fmt][effort] * pixels / 1e6
 
 
 def answer_now(preferred: str, has_alpha: bool, opts: RenderOptions, encoding: Encoding, budget_ms: int) -> str:
     """The format a negotiated miss is answered with now: `preferred`, or a faster one down the chain."""
     chain = ALPHA_CHAIN if has_alpha else CHAIN
+    if preferred == "jxl":
+        chain = ("jxl",) + chain[1:]
     if not budget_ms or preferred not in chain or opts.animated:
         return preferred
     pixels = output_pixels(opts)

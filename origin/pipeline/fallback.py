@@ -24,11 +24,12 @@ from origin.ports.catalog import ImageRecord
 from origin.ports.store import Store
 
 FIELDS = ("id", "content_id", "content_type", "width", "height", "has_alpha", "pages")
-OPTIONAL = ("thumbhash",)  # absent from manifests written before it existed
+OPTIONAL = ("thumbhash", "qualities")  # absent from manifests written before it existed
 
 
 def write(store: Store, served: ImageRecord) -> None:
-    """Keep the delivery facts of a record as its URLs serve it (its content's keys, picture, placeholder)."""
+    """Keep the delivery facts of a record as its URLs serve it (its content's keys, picture, placeholder,
+    qualities)."""
     facts = {name: getattr(served, name) for name in (*FIELDS, *OPTIONAL)}
     store.put(keys.record_key(served.id), json.dumps(facts).encode(), "application/json")
 

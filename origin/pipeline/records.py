@@ -27,15 +27,16 @@ log = logging.getLogger("imagehost.records")
 
 
 def served(record: ImageRecord, content: Content) -> ImageRecord:
-    """The record as its delivery URLs render it: its content's keys, picture facts and placeholder."""
+    """The record as its delivery URLs render it: its content's keys, picture facts, placeholder and qualities."""
     return replace(record, content_id=content.id, content_type=content.content_type, width=content.width,
                    height=content.height, has_alpha=content.has_alpha, pages=content.pages,
-                   thumbhash=content.thumbhash)
+                   thumbhash=content.thumbhash, qualities=content.qualities)
 
 
 def served_record(catalog: Catalog, record: ImageRecord) -> ImageRecord:
     """`served` with the content read from the catalog (a record that is its own content reads it for
-    its placeholder: the picture facts are its own header's); one made before contents existed is as it is."""
+    its placeholder and qualities: the picture facts are its own header's); one made before contents
+    existed is as it is."""
     if not record.content_id:
         return record
     try:

@@ -7,7 +7,8 @@ image (the last one, `encode`, to bytes):
               renders at the width that fits it, a fill box is covered and cut (centre or smart)
     crop      square and fill crops that keep every frame of an animation
     colour    CMYK and other spaces to sRGB, alpha flattened for formats without it
-    encode    the output format, metadata stripped but for the ICC profile
+    encode    the output format, metadata stripped but for the ICC profile (JPEG XL: converted
+              to sRGB, origin/pipeline/jxl.py)
 
 `thumbnail_buffer` lets the JPEG, WebP and HEIF loaders decode at a fraction of
 full size, so a 50-megapixel JPEG is never decoded whole for a w300 variant.
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import ctypes
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyvips
 
 from origin.errors import RenderFailed
 from origin.formats import FORMATS
+from origin.pipeline import jxl
 from origin.presets import Preset, box_size
 
 HUGE = 10_000_000  # "no limit" on one side of a thumbnail box
@@ -75,11 +77,22 @@ class Encoding:
     avif_quality: int = 55
     avif_effort: int = 2
     webp_effort: int = 4
+    jxl_quality: int = 75
+    jxl_effort: int = jxl.EFFORT
 
     @classmethod
     def from_settings(cls, settings) -> "Encoding":
         return cls(settings.jpeg_quality, settings.webp_quality, settings.avif_quality, settings.avif_effort,
-                   settings.webp_effort)
+                   settings.webp_effort, settings.jxl_quality, settings.jxl_effort)
+
+    def quality(self, fmt: str) -> int | None:
+        return getattr(self, f"{fmt}_quality", None)
+
+    def with_qualities(self, qualities: dict[str, int]) -> "Encoding":
+        """The same encoding with the qualities chosen for one picture (origin/pipeline/targeting.py);
+        formats it has none for keep the fixed ones."""
+        chosen = {f"{fmt}_quality": int(q) for fmt, q in qualities.items() if self.quality(fmt) is not None}
+        return replace(self, **chosen) if chosen else self
 
 
 @dataclass(frozen=True)
@@ -190,6 +203,8 @@ def encode(image: pyvips.Image, opts: RenderOptions, enc: Encoding) -> bytes:
         return image.heifsave_buffer(
             compression="av1", Q=enc.avif_quality, effort=enc.avif_effort, bitdepth=8, keep="icc"
         )
+    if fmt == "jxl":
+        return jxl.encode(image, enc.jxl_quality, enc.jxl_effort)
     if fmt == "png":
         return image.pngsave_buffer(compression=6, keep="icc")
     if fmt == "gif":

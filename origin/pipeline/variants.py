@@ -9,7 +9,8 @@
     lookup   the store, under the variant's predictable key
     defer    a negotiated miss whose format would encode too slowly is answered now with a
              faster one, briefly cacheable, while its own renders in the background (deferral.py)
-    render   on a miss: from the smallest stored source that serves it (sources.py),
+    render   on a miss: from the smallest stored source that serves it (sources.py), at the
+             qualities chosen for the picture at ingest (targeting.py; the fixed ones if none),
              single-flight per key, bounded per process, then stored. A lookup that
              cannot reach the store renders too (its source may be in the local cache,
              origin/ports/store_cache.py), and a render the store refuses is served all the same
@@ -32,7 +33,7 @@ from origin.errors import CatalogUnavailable, StoreUnavailable
 from origin.formats import BY_MIME, FORMATS
 from origin.lifecycle.metered import metered
 from origin.lifecycle.usage import Usage
-from origin.pipeline import deferral, negotiate, sources
+from origin.pipeline import deferral, negotiate, sources, targeting
 from origin.pipeline.background import Background
 from origin.pipeline.cold import ColdSources
 from origin.pipeline.flight import SingleFlight
@@ -199,7 +200,8 @@ class Delivery:
             self.metrics.renders_in_flight.inc()
             started = time.perf_counter()
             try:
-                out = render(data, options, self.encoding, loader)
+                encoding = targeting.encoding_for(self.encoding, record.qualities, targeting.output_width(options))
+                out = render(data, options, encoding, loader)
             finally:
                 self.metrics.renders_in_flight.dec()
         self.metrics.render_seconds.labels(fmt).observe(time.perf_counter() - started)

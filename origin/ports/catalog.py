@@ -83,6 +83,7 @@ class ImageRecord:
     nsfw_score: float | None = None
     content_id: str = ""  # the content it serves; "" = its own (id), or none yet
     source_key: str = ""  # where its untouched upload lives, when not its content's source
+    qualities: str | None = None  # its content's, as delivery reads it (records.served); not an images column
     attempts: int = 0  # times a worker claimed it
     seq: int = 0  # insertion order, assigned by the catalog (list cursor)
     thumbhash: str | None = None  # its content's ThumbHash (base64), as served; not an images column
@@ -130,6 +131,7 @@ class Content:
     created_at: float = 0.0  # epoch seconds, the database's clock
     repointed_at: float = 0.0  # when records were last moved away from it (0: never)
     thumbhash: str | None = None  # placeholder (origin/pipeline/placeholders.py), base64; None: not made yet
+    qualities: str | None = None  # JSON {format: encoder quality} chosen at ingest (pipeline/targeting.py)
 
     @property
     def pixels(self) -> int:
@@ -145,7 +147,7 @@ class Content:
 
 
 CONTENT_COLUMNS = ("id", "sha256", "content_type", "width", "height", "has_alpha", "pages", "bytes", "phash", "refs",
-                   "state", "nsfw_score", "checked", "created_at", "repointed_at", "thumbhash")
+                   "state", "nsfw_score", "checked", "created_at", "repointed_at", "thumbhash", "qualities")
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,10 @@ class Catalog(Protocol):
 
     def mark_processed(self, content_id: str, phash: int) -> bool:
         """Its thumbnails are stored: it may serve as a dedup target. False unless live."""
+        ...
+
+    def set_qualities(self, content_id: str, qualities: str | None) -> None:
+        """The encoder qualities chosen for its picture (JSON; None: the fixed ones)."""
         ...
 
     def set_checked(self, content_ids, checked: bool = True) -> None: ...

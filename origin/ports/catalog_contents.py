@@ -145,6 +145,9 @@ class ContentsMixin:
     def set_content_score(self, content_id: str, score: float) -> None:
         self._exec("UPDATE contents SET nsfw_score = ? WHERE id = ?", (float(score), content_id))
 
+    def set_qualities(self, content_id: str, qualities: str | None) -> None:
+        self._exec("UPDATE contents SET qualities = ? WHERE id = ?", (qualities, content_id))
+
     def mark_processed(self, content_id: str, phash: int) -> bool:
         _, count = self._exec("UPDATE contents SET phash = ? WHERE id = ? AND state = 'live'",
                               (signed64(phash), content_id))

@@ -79,6 +79,7 @@ SCHEMA = (
     )""",
     "ALTER TABLE contents ADD COLUMN IF NOT EXISTS thumbhash TEXT",
     "CREATE UNIQUE INDEX IF NOT EXISTS contents_sha256_live ON contents (sha256) WHERE state = 'live'",
+    "ALTER TABLE contents ADD COLUMN IF NOT EXISTS qualities TEXT",
     "CREATE INDEX IF NOT EXISTS contents_retired ON contents (state) WHERE state <> 'live'",
     "CREATE INDEX IF NOT EXISTS contents_unchecked ON contents (id) WHERE checked = 0",
     "CREATE INDEX IF NOT EXISTS contents_unreferenced ON contents (id) WHERE refs <= 0",

@@ -88,7 +88,7 @@ ADDED_INDEXES = """
 CREATE INDEX IF NOT EXISTS images_content ON images (content_id);
 CREATE INDEX IF NOT EXISTS images_source_key ON images (source_key) WHERE source_key <> '';
 """
-ADDED_CONTENT_COLUMNS = (("thumbhash", "TEXT"),)
+ADDED_CONTENT_COLUMNS = (("thumbhash", "TEXT"), ("qualities", "TEXT"))
 SELECT = f"SELECT {', '.join(COLUMNS)}, seq FROM images"
 
 

@@ -1,0 +1,32 @@
+"""The encoder qualities of a new content, chosen once to IMAGEHOST_QUALITY_TARGET (origin/pipeline/targeting.py)
+from the pixels its thumbnails start from, and kept with the content in the catalog.
+
+Every render of the content, its eager thumbnails first, encodes with them; a content without
+them (animations, a search that failed, no target configured) is encoded at the fixed qualities.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from origin.config import quality_targets
+from origin.pipeline import targeting
+from origin.pipeline.render import Encoding
+from origin.ports.catalog import Catalog, Content
+
+log = logging.getLogger("imagehost.ingest")
+
+
+def choose_and_store(catalog: Catalog, settings, content: Content, pixels: bytes) -> Content:
+    """`content` with its qualities, stored; as it was when none are chosen for it."""
+    targets = quality_targets(settings.quality_target)
+    if not targets or content.pages > 1:
+        return content
+    try:
+        chosen = targeting.choose(pixels, targets, Encoding.from_settings(settings))
+    except Exception:  # a picture the search cannot encode still gets the fixed qualities
+        log.exception("content %s: the quality search failed; fixed qualities", content.id)
+        return content
+    catalog.set_qualities(content.id, chosen.to_json())
+    log.info("content %s: qualities %s in %.0f ms", content.id, chosen.to_json(), chosen.ms)
+    return replace(content, qualities=chosen.to_json())

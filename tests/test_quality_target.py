@@ -1,0 +1,150 @@
+"""Quality by target (origin/pipeline/targeting.py): the qualities chosen at ingest meet the SSIM target on
+real photos at the sizes served, are stored with the content (SQLite and PostgreSQL, and the record
+fallback), and every render of the picture uses them; a picture without them gets the fixed ones."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import pyvips
+
+from origin import keys
+from origin.config import ConfigError, Settings, quality_targets
+from origin.ingest import originals, process
+from origin.ingest.validate import Limits, validate
+from origin.pipeline import fallback, sources, ssim, targeting
+from origin.pipeline.render import Encoding, RenderOptions, render
+from tests import images, quality
+from tests.test_dedup_pipeline import catalog_url, make_host  # noqa: F401 (the fixture)
+
+TOLERANCE = 0.008  # below the target a sampled size (w150-w600) may score: the search scores the encode against
+# the rendered pixels, the test the served bytes against a full decode (the resize's own loss: up to 0.007)
+WIDE_TOLERANCE = 0.01  # wider renders take the w600 qualities unsampled (a textured photo scores lower at w1200)
+PHOTOS = [images.PHOTO_DIR / "nature" / name for name in ("Aqua.jpg", "Dune.jpg", "GreenMeadow.jpg")] + [
+    images.PHOTO_DIR / "abstract" / "Elephants_5640x3172.jpg", Path("/usr/share/backgrounds/Dragonfly_by_Bolly.jpg")]
+SIZES = Settings().intermediate_sizes
+
+
+def ingested(data: bytes):
+    checked = validate(data, Limits(), decode=True, decode_box=originals.decode_box(SIZES))
+    decoded = originals.prepare(data, checked.fmt, SIZES, checked.decoded)
+    return decoded, checked.fmt
+
+
+@pytest.mark.parametrize("photo", PHOTOS, ids=lambda p: p.stem)
+def test_targeted_renders_meet_the_target_at_the_sizes_served(photo):
+    data = photo.read_bytes()
+    decoded, fmt = ingested(data)
+    header = decoded.header
+    targets = quality_targets(Settings().quality_target)
+    smallest = decoded.intermediates.get(min(SIZES)) or decoded.intermediates.get(None) or data
+    chosen = targeting.choose(smallest, targets)
+    assert set(chosen.qualities) == set(targeting.SAMPLE_WIDTHS)
+    assert all(set(q) == {"jpeg", "webp", "avif", "jxl"} for q in chosen.qualities.values())
+    full = quality.full_decode(data)
+    pic = sources.Picture("c", fmt, header.width, header.height, header.has_alpha, 1)
+    failures = []
+    for width in (150, 300, 600, 1200):
+        qualities = targeting.for_width(chosen.qualities, width)
+        encoding = Encoding().with_qualities(qualities)
+        for out, target in targets.items():
+            opts = RenderOptions("w", width, out, header.width, header.height)
+            source = sources.choose(pic, opts, SIZES)[0]
+            if source.kind == "intermediate":
+                rendered = render(decoded.intermediates[source.rung], opts, encoding, sources.load_intermediate)
+            else:
+                rendered = render(data, opts, encoding)
+            picture = targeting.decoded_luma(rendered, out)
+            ref = quality.reference(full, picture.shape[1], picture.shape[0])
+            score = ssim.ssim(picture, quality.luma(ref))
+            line = f"{photo.stem} w{width}.{out} q{qualities[out]}: SSIM {score:.4f} (target {target})"
+            print(line)
+            if score < target - (TOLERANCE if width <= max(targeting.SAMPLE_WIDTHS) else WIDE_TOLERANCE):
+                failures.append(line)
+    assert not failures, failures
+
+
+def test_the_search_stays_within_its_bounds():
+    easy = pyvips.Image.black(800, 600).linear(1, 128).cast("uchar").bandjoin([128, 128]).copy(
+        interpretation="srgb").jpegsave_buffer(Q=95)  # flat grey: any quality meets any target
+    chosen = targeting.choose(easy, {"jpeg": 0.99, "avif": 0.99})
+    assert chosen.qualities[600] == {"jpeg": targeting.BOUNDS["jpeg"][0], "avif": targeting.BOUNDS["avif"][0]}
+    noise = pyvips.Image.gaussnoise(800, 600, sigma=60).bandjoin([pyvips.Image.gaussnoise(800, 600, sigma=60)] * 2)
+    hard = noise.cast("uchar").copy(interpretation="srgb").jpegsave_buffer(Q=95)
+    chosen = targeting.choose(hard, {"webp": 0.999})  # noise never reaches it: the top, not beyond
+    assert chosen.qualities == {w: {"webp": targeting.BOUNDS["webp"][1]} for w in targeting.SAMPLE_WIDTHS}
+
+
+def test_the_ssim_is_the_quality_gates():
+    photo = pyvips.Image.thumbnail(str(PHOTOS[1]), 400).copy_memory()
+    worse = pyvips.Image.new_from_buffer(photo.jpegsave_buffer(Q=30), "")
+    assert ssim.ssim(ssim.luma(worse), ssim.luma(photo)) == pytest.approx(
+        quality.ssim(quality.luma(worse), quality.luma(photo)), abs=1e-9)
+
+
+def test_the_target_setting():
+    assert quality_targets("0.97") == {"jpeg": 0.97, "webp": 0.97, "avif": 0.97, "jxl": 0.97}
+    assert quality_targets("avif:0.96, jpeg:0.98") == {"avif": 0.96, "jpeg": 0.98}
+    assert quality_targets("") == quality_targets("0") == {}
+    for wrong in ("png:0.9", "avif:high", "1.2", "avif:0.3"):
+        with pytest.raises(ConfigError):
+            Settings(quality_target=wrong).validate()
+
+
+def test_stored_qualities_parse_defensively():
+    text = '{"600": {"jpeg": 70, "avif": 45}, "300": {"jpeg": 75}}'
+    assert targeting.parse(text) == {600: {"jpeg": 70, "avif": 45}, 300: {"jpeg": 75}}
+    assert targeting.parse(None) == targeting.parse("") == targeting.parse("nonsense") == {}
+    assert targeting.parse('{"600": {"jpeg": 5, "png": 80, "webp": "x"}, "x": {"jpeg": 70}}') == {}
+    assert targeting.encoding_for(Encoding(), None, 600) == Encoding()
+    assert targeting.encoding_for(Encoding(), text, 2400).jpeg_quality == 70  # wider than every sample
+    assert targeting.encoding_for(Encoding(), text, 301).avif_quality == 45
+    assert targeting.encoding_for(Encoding(), text, 150).jpeg_quality == 75
+    assert targeting.encoding_for(Encoding(), text, 150).avif_quality == Encoding().avif_quality  # none: fixed
+
+
+def test_qualities_are_stored_at_ingest_and_used_by_every_render(tmp_path, catalog_url):  # noqa: F811
+    host = make_host(tmp_path, catalog_url)
+    photo = (images.PHOTO_DIR / "nature" / "Aqua.jpg").read_bytes()  # smooth: well below the fixed qualities
+    image_id = host.upload(photo)
+    record = host.catalog.get(image_id)
+    assert record.state == "ready"
+    content = host.catalog.get_content(record.content)
+    stored = targeting.parse(content.qualities)
+    assert set(stored) == set(targeting.SAMPLE_WIDTHS)
+    assert set(stored[600]) == {"jpeg", "webp", "avif", "jxl"}
+    assert stored[600]["webp"] < Encoding().webp_quality and stored[600]["avif"] < Encoding().avif_quality
+    manifest = json.loads(host.store.get(keys.record_key(image_id)))
+    assert manifest["qualities"] == content.qualities  # the record fallback carries them
+    assert fallback.read(host.store, image_id).qualities == content.qualities
+    client = host.client()
+    source = host.store.get(keys.intermediate_key(record.content, False, 1200))
+    opts = RenderOptions("w", 600, "webp", record.width, record.height)
+    for name, fmt in (("w600", "webp"), ("w600", "jpeg"), ("sq150", "avif")):
+        served = client.simulate_get(f"/images/{image_id}/{name}.{fmt}")
+        assert served.status_code == 200
+    served = client.simulate_get(f"/images/{image_id}/w600.webp").content
+    fixed = render(source, opts, Encoding(), sources.load_intermediate)
+    targeted = render(source, opts, Encoding().with_qualities(stored[600]), sources.load_intermediate)
+    assert served == targeted != fixed and len(served) < len(fixed)
+    # the eager thumbnails too: cut from the same decode, encoded at the stored qualities
+    base = process.upright_base(source, record.width, record.height, max(host.settings.thumb_sizes))
+    args = (base, source, record.content, record.width, record.height, 1, host.settings.thumb_sizes)
+    key = keys.variant_key(record.content, "sq150", "avif")
+    stored_thumb = host.store.get(key)
+    chosen = lambda size: targeting.encoding_for(Encoding(), content.qualities, size)  # noqa: E731
+    assert stored_thumb == process.thumbnails(*args, chosen)[key][0]
+    assert stored_thumb != process.thumbnails(*args, Encoding())[key][0]
+
+
+def test_a_picture_without_stored_qualities_gets_the_fixed_ones(tmp_path, catalog_url):  # noqa: F811
+    host = make_host(tmp_path, catalog_url, quality_target="")
+    photo = (images.PHOTO_DIR / "nature" / "Aqua.jpg").read_bytes()
+    image_id = host.upload(photo)
+    record = host.catalog.get(image_id)
+    assert host.catalog.get_content(record.content).qualities is None
+    source = host.store.get(keys.intermediate_key(record.content, False, 1200))
+    opts = RenderOptions("w", 600, "jpeg", record.width, record.height)
+    served = host.client().simulate_get(f"/images/{image_id}/w600.jpeg").content
+    assert served == render(source, opts, Encoding(), sources.load_intermediate)
