@@ -70,7 +70,7 @@ class Settings:
     jxl_quality: int = 75
     jxl_effort: int = 5
     # quality by target (origin/pipeline/targeting.py): SSIM per format, "" or 0: fixed qualities
-    quality_target: str = "jpeg:0.968,webp:0.968,avif:0.957,jxl:0.968"
+    quality_target: str = "jpeg:0.968,webp:0.968,avif:0.957"  # jxl: fixed unless named (AVIF goes first)
     intermediate_sizes: tuple[int, ...] = (1200, 2400)  # long sides of the render intermediates; 0: none
     miss_budget_ms: int = 100  # a negotiated miss never waits for an encode predicted longer; 0: never defers
     fallback_max_age: int = 10  # Cache-Control max-age of a fast-format answer while the asked one renders

@@ -37,7 +37,7 @@ def test_targeted_renders_meet_the_target_at_the_sizes_served(photo):
     data = photo.read_bytes()
     decoded, fmt = ingested(data)
     header = decoded.header
-    targets = quality_targets(Settings().quality_target)
+    targets = {**quality_targets(Settings().quality_target), "jxl": 0.968}  # JPEG XL when named
     smallest = decoded.intermediates.get(min(SIZES)) or decoded.intermediates.get(None) or data
     chosen = targeting.choose(smallest, targets)
     assert set(chosen.qualities) == set(targeting.SAMPLE_WIDTHS)
@@ -113,7 +113,7 @@ def test_qualities_are_stored_at_ingest_and_used_by_every_render(tmp_path, catal
     content = host.catalog.get_content(record.content)
     stored = targeting.parse(content.qualities)
     assert set(stored) == set(targeting.SAMPLE_WIDTHS)
-    assert set(stored[600]) == {"jpeg", "webp", "avif", "jxl"}
+    assert set(stored[600]) == {"jpeg", "webp", "avif"}  # JPEG XL keeps its fixed quality unless named
     assert stored[600]["webp"] < Encoding().webp_quality and stored[600]["avif"] < Encoding().avif_quality
     manifest = json.loads(host.store.get(keys.record_key(image_id)))
     assert manifest["qualities"] == content.qualities  # the record fallback carries them
