@@ -105,16 +105,8 @@ def decoded_luma(data: bytes, fmt: str) -> np.ndarray:
     return ssim.luma(pyvips.Image.new_from_buffer(data, ""))
 
 
-def search(picture: pyvips.Image, fmt: str, target: float, encoding: Encoding = Encoding(), low: int | None = None,
-           encoder=None, first: int | None = None) -> tuple[int, float]:
-    """(quality, SSIM): the lowest quality within BOUNDS[fmt] (from `low` up) whose encode of `picture`
-    scores >= target; the top of the bounds when none does. `encoder(pixels, q)` replaces the
-    origin's own encoder for `fmt` (the benchmark's baseline JPEG).
-
-    The first encode is at `first` (default: `low` when given, the larger sample's quality, which a
-    smaller sample usually needs only a little above; else the format's fixed quality, near which
-    most photos land), then steps of 2, 4, 8... away from it until the target is bracketed, then a
-    bisection of the bracket: 3-5 encodes where a plain bisection of the bounds takes 6."""
+def scorer(picture: pyvips.Image, fmt: str, encoding: Encoding = Encoding(), encoder=None):
+    """score(q): the SSIM of `picture` encoded as `fmt` at quality q against its own pixels (memoised)."""
     opts = RenderOptions("w", picture.width, fmt, picture.width, picture.height)
     prepared = colour(picture, opts).copy_memory()
     reference = ssim.luma(prepared)
@@ -126,35 +118,24 @@ def search(picture: pyvips.Image, fmt: str, target: float, encoding: Encoding = 
             scores[q] = ssim.ssim(decoded_luma(data, fmt), reference)
         return scores[q]
 
-    bottom, top = BOUNDS[fmt]
-    lo = max(bottom, min(top, low or bottom))  # every quality below `lo` misses (or is out of bounds)
-    hi = top  # meets the target, or is the top of the bounds
-    q = max(lo, min(hi, first if first is not None else (low or encoding.quality(fmt) or lo)))
-    step = 2
-    if score(q) >= target:  # gallop down to a miss
-        hi = q
-        while lo < hi:
-            probe = max(lo, hi - step)
-            if score(probe) < target:
-                lo = probe + 1
-                break
-            hi, step = probe, step * 2
-    else:  # gallop up to a hit
-        lo = q + 1
-        while lo < hi:
-            probe = min(hi, q + step)
-            if score(probe) >= target:
-                hi = probe
-                break
-            lo, q, step = probe + 1, probe, step * 2
-        lo = min(lo, hi)
-    while lo < hi:  # bisect the bracket
-        middle = (lo + hi) // 2
+    return score
+
+
+def search(picture: pyvips.Image, fmt: str, target: float, encoding: Encoding = Encoding(), low: int | None = None,
+           encoder=None) -> tuple[int, float]:
+    """(quality, SSIM): the lowest quality within BOUNDS[fmt] (from `low` up) whose encode of `picture`
+    scores >= target; the top of the bounds when none does. `encoder(pixels, q)` replaces the
+    origin's own encoder for `fmt` (the benchmark's baseline JPEG)."""
+    score = scorer(picture, fmt, encoding, encoder)
+    bottom, high = BOUNDS[fmt]
+    low = max(bottom, min(high, low or bottom))
+    while low < high:  # every quality below `low` misses; `high` meets it, or is the top of the bounds
+        middle = (low + high) // 2
         if score(middle) >= target:
-            hi = middle
+            high = middle
         else:
-            lo = middle + 1
-    return hi, score(hi)
+            low = middle + 1
+    return high, score(high)
 
 
 def choose(source: bytes, targets: dict[str, float], encoding: Encoding = Encoding()) -> Chosen:

@@ -1,0 +1,74 @@
+"""What the quality search (origin/pipeline/targeting.py) costs at ingest, per photo: the search
+the worker runs (samples, encodes, SSIMs), from each photo's 1200-px intermediate, one libvips thread.
+
+    .venv/bin/python loadtest/bench_targeting.py [--photos 16] [--targets jpeg:0.968,...]
+
+Prints per photo the ms and the encodes the search took and the qualities it chose, then the mean,
+median and max, and the same per format (each format's searches alone, in rotated order).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import pyvips
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from loadtest.photos import PHOTOS  # noqa: E402
+from origin.config import Settings, quality_targets  # noqa: E402
+from origin.pipeline import targeting  # noqa: E402
+from origin.pipeline.render import configure_libvips  # noqa: E402
+
+
+def counted(run):
+    """(result, ms, encodes) of `run()`."""
+    calls = [0]
+    real = targeting.encode
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    targeting.encode = counting
+    try:
+        started = time.perf_counter()
+        result = run()
+        return result, (time.perf_counter() - started) * 1000, calls[0]
+    finally:
+        targeting.encode = real
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=16)
+    parser.add_argument("--targets", default=Settings().quality_target)
+    args = parser.parse_args()
+    configure_libvips(1)
+    targets = quality_targets(args.targets)
+    photos = PHOTOS[: args.photos]
+    whole: list[tuple[float, int]] = []
+    by_format: dict[str, list[float]] = {fmt: [] for fmt in targets}
+    for i, path in enumerate(photos):
+        source = pyvips.Image.thumbnail(str(path), 1200, height=1200).jpegsave_buffer(Q=97, subsample_mode="off")
+        chosen, ms, encodes = counted(lambda: targeting.choose(source, targets))
+        whole.append((ms, encodes))
+        formats = list(targets)
+        for fmt in formats[i % len(formats):] + formats[: i % len(formats)]:
+            _, fmt_ms, _ = counted(lambda: targeting.choose(source, {fmt: targets[fmt]}))
+            by_format[fmt].append(fmt_ms)
+        print(f"{path.name[:32]:32} {ms:7.0f} ms {encodes:3} encodes  {chosen.to_json()}", flush=True)
+    ms = [w[0] for w in whole]
+    print(f"\n{len(photos)} photos, targets {args.targets}, one libvips thread")
+    print(f"  whole search: mean {statistics.mean(ms):.0f} ms, median {statistics.median(ms):.0f}, max {max(ms):.0f}; "
+          f"{statistics.mean(w[1] for w in whole):.1f} encodes per photo")
+    for fmt, values in by_format.items():
+        print(f"  {fmt:5} alone: mean {statistics.mean(values):.0f} ms, median {statistics.median(values):.0f}")
+
+
+if __name__ == "__main__":
+    main()
