@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from loadtest.photos import PHOTOS  # noqa: E402
-from origin.config import Settings, quality_targets  # noqa: E402
+from origin.config import QUALITY_FLOOR, quality_targets  # noqa: E402
 from origin.pipeline import targeting  # noqa: E402
 from origin.pipeline.render import configure_libvips  # noqa: E402
 
@@ -46,7 +46,7 @@ def counted(run):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=16)
-    parser.add_argument("--targets", default=Settings().quality_target)
+    parser.add_argument("--targets", default=QUALITY_FLOOR)
     args = parser.parse_args()
     configure_libvips(1)
     targets = quality_targets(args.targets)

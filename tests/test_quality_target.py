@@ -3,14 +3,13 @@ real photos at the sizes served, are stored with the content (SQLite and Postgre
 fallback), and every render of the picture uses them; a picture without them gets the fixed ones."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import pyvips
 
 from origin import keys
-from origin.config import ConfigError, Settings, quality_targets
+from origin.config import QUALITY_FLOOR, ConfigError, Settings, quality_targets
 from origin.ingest import originals, process
 from origin.ingest.validate import Limits, validate
 from origin.pipeline import fallback, sources, ssim, targeting
@@ -37,7 +36,7 @@ def test_targeted_renders_meet_the_target_at_the_sizes_served(photo):
     data = photo.read_bytes()
     decoded, fmt = ingested(data)
     header = decoded.header
-    targets = {**quality_targets(Settings().quality_target), "jxl": 0.968}  # JPEG XL when named
+    targets = {**quality_targets(QUALITY_FLOOR), "jxl": 0.968}  # JPEG XL when named
     smallest = decoded.intermediates.get(min(SIZES)) or decoded.intermediates.get(None) or data
     chosen = targeting.choose(smallest, targets)
     assert set(chosen.qualities) == set(targeting.SAMPLE_WIDTHS)
@@ -105,7 +104,7 @@ def test_stored_qualities_parse_defensively():
 
 
 def test_qualities_are_stored_at_ingest_and_used_by_every_render(tmp_path, catalog_url):  # noqa: F811
-    host = make_host(tmp_path, catalog_url)
+    host = make_host(tmp_path, catalog_url, quality_target=QUALITY_FLOOR)
     photo = (images.PHOTO_DIR / "nature" / "Aqua.jpg").read_bytes()  # smooth: well below the fixed qualities
     image_id = host.upload(photo)
     record = host.catalog.get(image_id)
@@ -115,9 +114,9 @@ def test_qualities_are_stored_at_ingest_and_used_by_every_render(tmp_path, catal
     assert set(stored) == set(targeting.SAMPLE_WIDTHS)
     assert set(stored[600]) == {"jpeg", "webp", "avif"}  # JPEG XL keeps its fixed quality unless named
     assert stored[600]["webp"] < Encoding().webp_quality and stored[600]["avif"] < Encoding().avif_quality
-    manifest = json.loads(host.store.get(keys.record_key(image_id)))
-    assert manifest["qualities"] == content.qualities  # the record fallback carries them
-    assert fallback.read(host.store, image_id).qualities == content.qualities
+    # the search ran after `ready` (the upload does not wait for it): the record fallback, written on
+    # the way to ready, has none, so a render while the catalog is down takes the fixed qualities
+    assert fallback.read(host.store, image_id).qualities is None
     client = host.client()
     source = host.store.get(keys.intermediate_key(record.content, False, 1200))
     opts = RenderOptions("w", 600, "webp", record.width, record.height)
@@ -128,14 +127,35 @@ def test_qualities_are_stored_at_ingest_and_used_by_every_render(tmp_path, catal
     fixed = render(source, opts, Encoding(), sources.load_intermediate)
     targeted = render(source, opts, Encoding().with_qualities(stored[600]), sources.load_intermediate)
     assert served == targeted != fixed and len(served) < len(fixed)
-    # the eager thumbnails too: cut from the same decode, encoded at the stored qualities
+    # the eager thumbnails were stored before the search: the fixed qualities
     base = process.upright_base(source, record.width, record.height, max(host.settings.thumb_sizes))
     args = (base, source, record.content, record.width, record.height, 1, host.settings.thumb_sizes)
     key = keys.variant_key(record.content, "sq150", "avif")
-    stored_thumb = host.store.get(key)
-    chosen = lambda size: targeting.encoding_for(Encoding(), content.qualities, size)  # noqa: E731
-    assert stored_thumb == process.thumbnails(*args, chosen)[key][0]
-    assert stored_thumb != process.thumbnails(*args, Encoding())[key][0]
+    assert host.store.get(key) == process.thumbnails(*args, Encoding())[key][0]
+
+
+def test_the_upload_is_ready_before_the_search_which_runs_once(tmp_path, catalog_url, monkeypatch):  # noqa: F811
+    """The search runs once the record is `ready` (the upload never waits for it), once per content."""
+    from origin.ingest import worker
+
+    host = make_host(tmp_path, catalog_url, quality_target=QUALITY_FLOOR)
+    states = []
+    real = worker.qualities.choose_and_store
+
+    def spy(catalog, settings, content, pixels):
+        states.append([r.state for r in host.catalog.search(owner="alice")])
+        return real(catalog, settings, content, pixels)
+
+    monkeypatch.setattr(worker.qualities, "choose_and_store", spy)
+    photo = (images.PHOTO_DIR / "nature" / "Aqua.jpg").read_bytes()
+    image_id = host.upload(photo)
+    assert states == [["ready"]]
+    content_id = host.record(image_id).content
+    assert targeting.parse(host.catalog.get_content(content_id).qualities)
+    host.upload(photo)  # an exact alias: its content was searched already
+    worker.choose_qualities(host.pipe, content_id, b"")  # chosen already: no second search
+    worker.choose_qualities(host.pipe, "no-such-content", b"")  # reclaimed meanwhile: nothing to do
+    assert len(states) == 1
 
 
 def test_a_picture_without_stored_qualities_gets_the_fixed_ones(tmp_path, catalog_url):  # noqa: F811

@@ -35,7 +35,7 @@ from origin.pipeline.render import Encoding
 from origin.pipeline import fallback, placeholders
 from origin.pipeline.records import served, served_record
 from origin.pipeline.variants import owner_source_key, render_source_key, source_format
-from origin.ports.catalog import Content, RecordMissing
+from origin.ports.catalog import Content, ContentMissing, RecordMissing
 from origin.ports.moderation import ModerationFailed
 from origin.ports.queue import Job
 from origin.ports.store import KeyMissing
@@ -223,11 +223,25 @@ def step_processing(pipe: Pipeline, record) -> None:
         if content is None:  # a record validated before contents existed: its own keys, no dedup
             _store_thumbnails(pipe, view, base, source)
         else:
-            content = qualities.choose_and_store(pipe.catalog, settings, content, pixels)
             process_content(pipe, record, replace(content, phash=phash), base, source)
     make_ready(pipe, record.id, lambda: pipe.catalog.transition(
         record.id, ("processing",), "ready", phash=phash, metadata=json.dumps(info), reason="", detail=""),
         lambda: notify(pipe, record, "image.ready", {}))  # sha256 was recorded at validation
+    if content is not None and content.phash is None:  # the content's first processing
+        choose_qualities(pipe, content.id, pixels)
+
+
+def choose_qualities(pipe: Pipeline, content_id: str, pixels: bytes) -> None:
+    """The content's encoder qualities (origin/ingest/qualities.py), once it is `ready`: the search
+    costs more than the rest of processing together, so the upload does not wait for it. Its eager
+    thumbnails, and a render asked for before the search ends, keep the fixed qualities; a content
+    collapsed into another meanwhile needs none."""
+    try:
+        content = pipe.catalog.get_content(content_id)
+    except ContentMissing:  # reclaimed meanwhile
+        return
+    if content.live and not content.qualities:
+        qualities.choose_and_store(pipe.catalog, pipe.settings, content, pixels)
 
 
 def make_ready(pipe: Pipeline, image_id: str, transition, then=lambda: None) -> None:
