@@ -20,23 +20,13 @@ from origin.ingest.originals import ingest
 from origin.ingest.validate import Limits
 from origin.pipeline.render import RenderOptions, render
 from origin.pipeline.request import parse
-from origin.ports.store_local import LocalStore
 from origin.wiring import open_catalog
 from tests import images
+from tests.test_render_sources import RecordingStore
 
 CHROME = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 EXTRA = ("centred=fill 400x400 centre, smart=fill 400x400 smart, wide=fill 4000x1000, big=fit 4000x4000, "
          "strip=fill 480x160 smart, thumb=fill 100x100 centre")
-
-
-class RecordingStore(LocalStore):
-    def __init__(self, root):
-        super().__init__(root)
-        self.reads: list[str] = []
-
-    def get(self, key: str) -> bytes:
-        self.reads.append(key)
-        return super().get(key)
 
 
 @pytest.fixture

@@ -75,11 +75,15 @@ def test_the_search_stays_within_its_bounds():
     assert chosen.qualities == {w: {"webp": targeting.BOUNDS["webp"][1]} for w in targeting.SAMPLE_WIDTHS}
 
 
-def test_the_ssim_is_the_quality_gates():
+def test_the_ssim_is_one_for_the_same_picture_and_falls_with_the_quality():
     photo = pyvips.Image.thumbnail(str(PHOTOS[1]), 400).copy_memory()
-    worse = pyvips.Image.new_from_buffer(photo.jpegsave_buffer(Q=30), "")
-    assert ssim.ssim(ssim.luma(worse), ssim.luma(photo)) == pytest.approx(
-        quality.ssim(quality.luma(worse), quality.luma(photo)), abs=1e-9)
+    reference = ssim.luma(photo)
+    scores = [ssim.ssim(ssim.luma(pyvips.Image.new_from_buffer(photo.jpegsave_buffer(Q=q), "")), reference)
+              for q in (95, 70, 30, 5)]
+    assert ssim.ssim(reference, reference) == pytest.approx(1.0, abs=1e-12)
+    assert 1.0 > scores[0] > scores[1] > scores[2] > scores[3] > 0.3
+    with pytest.raises(ValueError):
+        ssim.ssim(reference, reference[:-1])
 
 
 def test_the_target_setting():
