@@ -99,12 +99,8 @@ def perceptual_hash(base: pyvips.Image) -> int:
 
 
 def thumbnails(base: pyvips.Image, render_source: bytes, image_id: str, width: int, height: int, pages: int,
-               sizes: tuple[int, ...], encoding) -> dict[str, tuple[bytes, str]]:
-    """{store key: (bytes, content type)} for every sq/sm size in WebP and AVIF, cut from `base`.
-    `encoding`: an Encoding, or a function from the thumbnail's size to one."""
-    def at(size: int) -> Encoding:
-        return encoding(size) if callable(encoding) else encoding
-
+               sizes: tuple[int, ...], encoding: Encoding) -> dict[str, tuple[bytes, str]]:
+    """{store key: (bytes, content type)} for every sq/sm size in WebP and AVIF, cut from `base`."""
     out: dict[str, tuple[bytes, str]] = {}
     for kind in ("sq", "sm"):
         if pages > 1:  # animations: the lazy renderer keeps every frame
@@ -112,7 +108,7 @@ def thumbnails(base: pyvips.Image, render_source: bytes, image_id: str, width: i
                 for fmt in THUMB_FORMATS:
                     opts = RenderOptions(kind, size, fmt, width, height, animated=FORMATS[fmt].animates)
                     out[keys.variant_key(image_id, f"{kind}{size}", fmt)] = (
-                        render(render_source, opts, at(size)), FORMATS[fmt].mime)
+                        render(render_source, opts, encoding), FORMATS[fmt].mime)
             continue
         side = min(base.width, base.height)
         if kind == "sq":
@@ -124,5 +120,5 @@ def thumbnails(base: pyvips.Image, render_source: bytes, image_id: str, width: i
             for fmt in THUMB_FORMATS:
                 opts = RenderOptions(kind, size, fmt, width, height)
                 out[keys.variant_key(image_id, f"{kind}{size}", fmt)] = (
-                    encode(colour(scaled, opts), opts, at(size)), FORMATS[fmt].mime)
+                    encode(colour(scaled, opts), opts, encoding), FORMATS[fmt].mime)
     return out

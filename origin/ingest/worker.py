@@ -30,7 +30,7 @@ from origin.errors import NotFound, Unavailable, UnsupportedImage
 from origin.formats import FORMATS
 from origin.ingest import compact, dedup, joblog, originals, process, qualities
 from origin.ingest.validate import Limits, Rejected, validate
-from origin.pipeline import sources, targeting
+from origin.pipeline import sources
 from origin.pipeline.render import Encoding
 from origin.pipeline import fallback, placeholders
 from origin.pipeline.records import served, served_record
@@ -272,14 +272,10 @@ def smallest_source(pipe: Pipeline, view) -> bytes:
 
 
 def _store_thumbnails(pipe: Pipeline, view, base, source: bytes) -> None:
+    """At the fixed qualities: a content's qualities are chosen after it is ready (choose_qualities)."""
     settings = pipe.settings
-    fixed = Encoding.from_settings(settings)
-
-    def encoding(size: int) -> Encoding:  # the qualities chosen for the picture at that size, if any
-        return targeting.encoding_for(fixed, view.qualities, size)
-
     thumbs = process.thumbnails(base, source, view.content, view.width, view.height, view.pages,
-                                settings.thumb_sizes, encoding)
+                                settings.thumb_sizes, Encoding.from_settings(settings))
     for key, (blob, mime) in thumbs.items():
         pipe.store.put(key, blob, mime)
 

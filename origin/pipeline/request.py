@@ -50,9 +50,7 @@ def parse(image_id: str, variant: str, widths: tuple[int, ...], thumb_sizes: tup
         return VariantRequest(image_id, "original", None, None)
     auto = AUTO_PATTERN.fullmatch(variant)
     if auto:
-        if auto["fmt"] is not None and auto["fmt"] not in OUTPUT_FORMATS:
-            raise InvalidRequest(f"unknown format {auto['fmt']!r}", allowed=list(OUTPUT_FORMATS))
-        return VariantRequest(image_id, "auto", None, auto["fmt"])
+        return VariantRequest(image_id, "auto", None, _format(auto["fmt"]))
     match = VARIANT_PATTERN.fullmatch(variant)  # `$` alone would let a trailing newline through
     if not match:
         named = PRESET_PATTERN.fullmatch(variant)
