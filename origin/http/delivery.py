@@ -29,6 +29,30 @@ def access_checks(settings) -> dict:
     }
 
 
+def check_access(req, referers: RefererPolicy | None, signing: SigningKeys | None) -> None:
+    """The hotlink checks of every delivery URL: the Referer allow-list and, when required, the signature."""
+    if referers is not None:
+        referers.check(req.get_header("Referer"))
+    if signing is not None:
+        verify(signing, req.path, req.params)
+
+
+def send(req, resp, data: bytes, content_type: str, etag: str) -> bool:
+    """The bytes under their strong ETag, or a 304 when If-None-Match names it; True when the body
+    went out (not a 304, not a HEAD)."""
+    resp.etag = etag
+    if any(tag == "*" or tag == etag for tag in req.if_none_match or []):
+        resp.status = 304
+        return False
+    resp.content_type = content_type
+    resp.set_header("X-Content-Type-Options", "nosniff")
+    resp.content_length = len(data)
+    if req.method == "HEAD":
+        return False
+    resp.data = data
+    return True
+
+
 class DeliveryResource:
     def __init__(self, delivery: Delivery, widths: tuple[int, ...], thumb_sizes: tuple[int, ...],
                  referers: RefererPolicy | None = None, signing: SigningKeys | None = None,
@@ -42,10 +66,7 @@ class DeliveryResource:
         self.signing = signing  # None: unsigned URLs are served
 
     def on_get(self, req, resp, image_id: str, variant: str) -> None:
-        if self.referers is not None:
-            self.referers.check(req.get_header("Referer"))
-        if self.signing is not None:
-            verify(self.signing, req.path, req.params)
+        check_access(req, self.referers, self.signing)
         request = parse(image_id, variant, self.widths, self.thumb_sizes, self.presets)
         hints = None
         if request.kind == "auto":
@@ -53,24 +74,14 @@ class DeliveryResource:
                                        req.get_header("Sec-CH-Viewport-Width"))
             request = client_hints.resolve(request, hints, self.widths, self.auto_width)
         result = self.delivery.variant(request, req.get_header("Accept"))
-        resp.etag = result.etag
         resp.cache_control = cache_control(result.max_age)
         resp.set_header("Server-Timing", result.timing)
         if result.negotiated:
             resp.vary = ["Accept"]
         if hints is not None:
             self._hint_headers(resp, request, hints, result.negotiated)
-        matches = req.if_none_match or []
-        if any(tag == "*" or tag == result.etag for tag in matches):
-            resp.status = 304
-            return
-        resp.content_type = result.content_type
-        resp.set_header("X-Content-Type-Options", "nosniff")
-        resp.content_length = len(result.data)
-        if req.method == "HEAD":
-            return
-        resp.data = result.data
-        self.delivery.metrics.bytes_out.inc(len(result.data))
+        if send(req, resp, result.data, result.content_type, result.etag):
+            self.delivery.metrics.bytes_out.inc(len(result.data))
 
     on_head = on_get
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import hashlib
 
-from origin.http.delivery import cache_control
+from origin.http.delivery import cache_control, check_access, send
 from origin.keys import check_id
 from origin.pipeline.placeholders import Placeholders
 from origin.security.referers import RefererPolicy
-from origin.security.signing import SigningKeys, verify
+from origin.security.signing import SigningKeys
 
 
 class PlaceholderResource:
@@ -22,22 +22,10 @@ class PlaceholderResource:
         self.signing = signing
 
     def on_get(self, req, resp, image_id: str) -> None:
-        if self.referers is not None:
-            self.referers.check(req.get_header("Referer"))
-        if self.signing is not None:
-            verify(self.signing, req.path, req.params)
+        check_access(req, self.referers, self.signing)
         check_id(image_id)
         data = self.placeholders.png(image_id)
-        etag = hashlib.blake2b(data, digest_size=16).hexdigest()
-        resp.etag = etag
         resp.cache_control = cache_control(None)
-        if any(tag == "*" or tag == etag for tag in req.if_none_match or []):
-            resp.status = 304
-            return
-        resp.content_type = "image/png"
-        resp.set_header("X-Content-Type-Options", "nosniff")
-        resp.content_length = len(data)
-        if req.method != "HEAD":
-            resp.data = data
+        send(req, resp, data, "image/png", hashlib.blake2b(data, digest_size=16).hexdigest())
 
     on_head = on_get
