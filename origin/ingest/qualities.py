@@ -1,8 +1,9 @@
 """The encoder qualities of a new content, chosen once to IMAGEHOST_QUALITY_TARGET (origin/pipeline/targeting.py)
 from the pixels its thumbnails start from, and kept with the content in the catalog.
 
-Every render of the content, its eager thumbnails first, encodes with them; a content without
-them (animations, a search that failed, no target configured) is encoded at the fixed qualities.
+The worker runs it once the content is ready (worker.choose_qualities); every later render of the
+content encodes with them. Its eager thumbnails, cut before, and a content without them
+(animations, a search that failed, no target configured) are encoded at the fixed qualities.
 """
 from __future__ import annotations
 
