@@ -6,6 +6,7 @@ The README's configuration table lists the same names and defaults.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -137,9 +138,9 @@ class Settings:
         """The local store's tier directories that are configured (the others: {store_dir}-tiers/{TIER})."""
         return {tier: Path(path) for tier, path in parse_tier_dirs(self.local_tier_dirs).items()}
 
-    @property
+    @functools.cached_property
     def named_presets(self) -> preset_grammar.Presets:
-        """IMAGEHOST_PRESETS, parsed (validate() has already refused what cannot be)."""
+        """IMAGEHOST_PRESETS, parsed once per settings (validate() has already refused what cannot be)."""
         return preset_grammar.parse(self.presets)
 
     @property
