@@ -70,12 +70,17 @@ def test_the_owner_download_of_an_archived_upload_waits_for_its_restore(host):
     assert app.simulate_get(f"/v1/images/{image_id}/original", headers=owner).content == photo(2)
 
 
-def test_stored_variants_stand_in_under_a_short_lifetime(host):
-    image_id = host.upload(photo(1))
+def archived_with_a_stored_variant(host, n: int):
+    """An image whose w1200.webp was stored while it was warm, then archived: (id, app, its objects)."""
+    image_id = host.upload(photo(n))
     app = client(host)
-    assert app.simulate_get(f"/images/{image_id}/w1200.webp").status_code == 200  # stored while warm
+    assert app.simulate_get(f"/images/{image_id}/w1200.webp").status_code == 200
     archive(host, image_id)
-    stored_before = set(host.objects(image_id))
+    return image_id, app, set(host.objects(image_id))
+
+
+def test_stored_variants_stand_in_under_a_short_lifetime(host):
+    image_id, app, stored_before = archived_with_a_stored_variant(host, 1)
 
     small = app.simulate_get(f"/images/{image_id}/w300.avif")
     assert small.status_code == 200 and images.size(small.content)[0] == 300
@@ -97,11 +102,7 @@ def test_stored_variants_stand_in_under_a_short_lifetime(host):
 
 
 def test_a_preset_stands_in_from_a_stored_picture(host):
-    image_id = host.upload(photo(3))
-    app = client(host)
-    assert app.simulate_get(f"/images/{image_id}/w1200.webp").status_code == 200  # stored while warm
-    archive(host, image_id)
-    stored_before = set(host.objects(image_id))
+    image_id, app, stored_before = archived_with_a_stored_variant(host, 3)
     card = app.simulate_get(f"/images/{image_id}/card.webp")  # a default preset: fill 800x450 smart
     assert card.status_code == 200 and images.size(card.content) == (800, 450)
     assert card.headers["Cache-Control"] == "public, max-age=300, stale-while-revalidate=1800"
