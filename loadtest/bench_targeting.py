@@ -1,7 +1,7 @@
 """What the quality search (origin/pipeline/targeting.py) costs at ingest, per photo: the search
 the worker runs (samples, encodes, SSIMs), from each photo's 1200-px intermediate, one libvips thread.
 
-    .venv/bin/python loadtest/bench_targeting.py [--photos 16] [--targets jpeg:0.968,...]
+    .venv/bin/python loadtest/bench_targeting.py [--photos 16] [--prices ...] [--targets ...] [--efforts jpeg:1,avif:3]
 
 Prints per photo the ms and the encodes the search took and the qualities it chose, then the mean,
 median and max, and the same per format (each format's searches alone, in rotated order).
@@ -20,9 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from loadtest.photos import PHOTOS  # noqa: E402
-from origin.config import QUALITY_FLOOR, quality_targets  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
+from loadtest.bench_quality import EFFORTS, efforts  # noqa: E402
+from origin.config import QUALITY_FLOOR, QUALITY_PRICE, quality_prices, quality_targets  # noqa: E402
 from origin.pipeline import targeting  # noqa: E402
-from origin.pipeline.render import configure_libvips  # noqa: E402
+from origin.pipeline.render import Encoding, configure_libvips  # noqa: E402
 
 
 def counted(run):
@@ -46,24 +49,29 @@ def counted(run):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=16)
+    parser.add_argument("--prices", default=QUALITY_PRICE)
     parser.add_argument("--targets", default=QUALITY_FLOOR)
+    parser.add_argument("--efforts", default=EFFORTS)
     args = parser.parse_args()
     configure_libvips(1)
-    targets = quality_targets(args.targets)
+    targets, prices = quality_targets(args.targets), quality_prices(args.prices)
+    encoding = replace(Encoding(), **efforts(args.efforts))
     photos = PHOTOS[: args.photos]
     whole: list[tuple[float, int]] = []
-    by_format: dict[str, list[float]] = {fmt: [] for fmt in targets}
+    formats = sorted(set(targets) | set(prices), key=list(targeting.BOUNDS).index)
+    by_format: dict[str, list[float]] = {fmt: [] for fmt in formats}
     for i, path in enumerate(photos):
         source = pyvips.Image.thumbnail(str(path), 1200, height=1200).jpegsave_buffer(Q=97, subsample_mode="off")
-        chosen, ms, encodes = counted(lambda: targeting.choose(source, targets))
+        chosen, ms, encodes = counted(lambda: targeting.choose(source, targets, encoding, prices))
         whole.append((ms, encodes))
-        formats = list(targets)
         for fmt in formats[i % len(formats):] + formats[: i % len(formats)]:
-            _, fmt_ms, _ = counted(lambda: targeting.choose(source, {fmt: targets[fmt]}))
+            alone = {k: v for k, v in targets.items() if k == fmt}, {k: v for k, v in prices.items() if k == fmt}
+            _, fmt_ms, _ = counted(lambda: targeting.choose(source, alone[0], encoding, alone[1]))
             by_format[fmt].append(fmt_ms)
         print(f"{path.name[:32]:32} {ms:7.0f} ms {encodes:3} encodes  {chosen.to_json()}", flush=True)
     ms = [w[0] for w in whole]
-    print(f"\n{len(photos)} photos, targets {args.targets}, one libvips thread")
+    print(f"\n{len(photos)} photos, prices {args.prices or '-'}, floors {args.targets or '-'}, "
+          f"efforts {args.efforts or '-'}, one libvips thread")
     print(f"  whole search: mean {statistics.mean(ms):.0f} ms, median {statistics.median(ms):.0f}, max {max(ms):.0f}; "
           f"{statistics.mean(w[1] for w in whole):.1f} encodes per photo")
     for fmt, values in by_format.items():

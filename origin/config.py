@@ -64,6 +64,7 @@ class Settings:
     render_concurrency: int = 2
     vips_threads: int = 0  # libvips threads per render; 0: the cores shared by the renders one host runs at once
     jpeg_quality: int = 82
+    jpeg_effort: int = 0  # 1: mozjpeg's trellis and SSIM-tuned tables, fewer bytes for ~3x the encode time
     webp_quality: int = 80
     avif_quality: int = 55
     avif_effort: int = 2
@@ -72,6 +73,7 @@ class Settings:
     jxl_effort: int = 5
     # quality by target (origin/pipeline/targeting.py): SSIM per format, "" or 0: fixed qualities
     quality_target: str = ""  # off: the fixed qualities (QUALITY_FLOOR: the measured choice to turn it on)
+    quality_price: str = ""  # bytes per pixel one unit of SSIM is worth, per format (QUALITY_PRICE: measured)
     intermediate_sizes: tuple[int, ...] = (1200, 2400)  # long sides of the render intermediates; 0: none
     miss_budget_ms: int = 100  # a negotiated miss never waits for an encode predicted longer; 0: never defers
     fallback_max_age: int = 10  # Cache-Control max-age of a fast-format answer while the asked one renders
@@ -203,6 +205,8 @@ class Settings:
             raise ConfigError("IMAGEHOST_CATALOG_URL must start with sqlite:/// or postgresql://")
         if not 0 <= self.avif_effort <= 9:
             raise ConfigError("IMAGEHOST_AVIF_EFFORT must be between 0 and 9")
+        if self.jpeg_effort not in (0, 1):
+            raise ConfigError("IMAGEHOST_JPEG_EFFORT must be 0 or 1")
         if not 0 <= self.webp_effort <= 6:
             raise ConfigError("IMAGEHOST_WEBP_EFFORT must be between 0 and 6")
         if not 1 <= self.jxl_effort <= 7 or not 1 <= self.jxl_quality <= 100:
@@ -211,6 +215,10 @@ class Settings:
             quality_targets(self.quality_target)
         except ValueError as exc:
             raise ConfigError(f"IMAGEHOST_QUALITY_TARGET: {exc}") from None
+        try:
+            quality_prices(self.quality_price)
+        except ValueError as exc:
+            raise ConfigError(f"IMAGEHOST_QUALITY_PRICE: {exc}") from None
         if not self.widths or not self.thumb_sizes:
             raise ConfigError("IMAGEHOST_WIDTHS and IMAGEHOST_THUMB_SIZES must not be empty")
         try:
@@ -248,15 +256,16 @@ class Settings:
 TARGETED_FORMATS = ("jpeg", "webp", "avif", "jxl")
 
 
-# IMAGEHOST_QUALITY_TARGET as measured (README, Quality by target): it lifts the worst renderings
-# (JPEG 0.909 -> 0.958 SSIM, AVIF 0.873 -> 0.945) at the same mean, for 4-19 % more bytes and a
-# search of about 2 s of CPU per new picture; JPEG XL is searched only where named (AVIF goes first)
-QUALITY_FLOOR = "jpeg:0.968,webp:0.968,avif:0.957"
+# Quality by target as measured (README, Quality by target; loadtest/bench_quality.py): with
+# IMAGEHOST_JPEG_EFFORT=1 and IMAGEHOST_AVIF_EFFORT=3, the same mean SSIM as the fixed qualities at
+# every width for fewer bytes. The price decides; the floor only catches a picture the price would
+# render worse than the fixed qualities render their worst. JPEG XL is searched only where named.
+QUALITY_PRICE = "jpeg:3.6,webp:3.15,avif:1.48"
+QUALITY_FLOOR = "jpeg:0.94,webp:0.94,avif:0.91"
 
 
-def quality_targets(text: str) -> dict[str, float]:
-    """IMAGEHOST_QUALITY_TARGET: "0.975" (every lossy format), "jpeg:0.975,avif:0.97" (those named;
-    the others keep their fixed quality), or "" / "0" (none: fixed qualities)."""
+def _per_format(text: str, parse_value) -> dict[str, float]:
+    """"v" (every targeted format), "jpeg:v,avif:v" (those named), or "" / "0" (none)."""
     text = str(text).strip()
     if text in ("", "0"):
         return {}
@@ -266,14 +275,36 @@ def quality_targets(text: str) -> dict[str, float]:
         names = [fmt.strip()] if sep else list(TARGETED_FORMATS)
         if any(name not in TARGETED_FORMATS for name in names):
             raise ValueError(f"{fmt!r} is not one of {', '.join(TARGETED_FORMATS)}")
+        out.update({name: parse_value(value) for name in names})
+    return out
+
+
+def quality_targets(text: str) -> dict[str, float]:
+    """IMAGEHOST_QUALITY_TARGET, the SSIM floor: "0.975" (every lossy format), "jpeg:0.975,avif:0.97"
+    (those named; the others keep their fixed quality), or "" / "0" (none: fixed qualities)."""
+    def ssim(value: str) -> float:
         try:
             target = float(value)
         except ValueError:
             raise ValueError(f"expected an SSIM such as 0.975, got {value!r}") from None
         if not 0.5 <= target < 1.0:
             raise ValueError(f"an SSIM target must be at least 0.5 and below 1.0, got {target}")
-        out.update({name: target for name in names})
-    return out
+        return target
+    return _per_format(text, ssim)
+
+
+def quality_prices(text: str) -> dict[str, float]:
+    """IMAGEHOST_QUALITY_PRICE, bytes per pixel one unit of SSIM is worth: "jpeg:4.3,avif:1.8" (the
+    quality rises while 0.001 more SSIM costs less than 0.0043 bytes per pixel), or "" (none)."""
+    def price(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"expected bytes per pixel per unit of SSIM such as 4.3, got {value!r}") from None
+        if not 0 < number <= 1000:
+            raise ValueError(f"a price must be above 0 and at most 1000, got {number}")
+        return number
+    return _per_format(text, price)
 
 
 BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}

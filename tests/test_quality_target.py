@@ -9,7 +9,7 @@ import pytest
 import pyvips
 
 from origin import keys
-from origin.config import QUALITY_FLOOR, ConfigError, Settings, quality_targets
+from origin.config import QUALITY_FLOOR, QUALITY_PRICE, ConfigError, Settings, quality_prices, quality_targets
 from origin.ingest import originals, process
 from origin.ingest.validate import Limits, validate
 from origin.pipeline import fallback, sources, ssim, targeting
@@ -23,6 +23,7 @@ WIDE_TOLERANCE = 0.01  # wider renders take the w600 qualities unsampled (a text
 PHOTOS = [images.PHOTO_DIR / "nature" / name for name in ("Aqua.jpg", "Dune.jpg", "GreenMeadow.jpg")] + [
     images.PHOTO_DIR / "abstract" / "Elephants_5640x3172.jpg", Path("/usr/share/backgrounds/Dragonfly_by_Bolly.jpg")]
 SIZES = Settings().intermediate_sizes
+EQUAL = "jpeg:0.968,webp:0.968,avif:0.957"  # floors alone: every picture's quality chosen to one SSIM
 
 
 def ingested(data: bytes):
@@ -36,7 +37,7 @@ def test_targeted_renders_meet_the_target_at_the_sizes_served(photo):
     data = photo.read_bytes()
     decoded, fmt = ingested(data)
     header = decoded.header
-    targets = {**quality_targets(QUALITY_FLOOR), "jxl": 0.968}  # JPEG XL when named
+    targets = {**quality_targets(EQUAL), "jxl": 0.968}  # JPEG XL when named
     smallest = decoded.intermediates.get(min(SIZES)) or decoded.intermediates.get(None) or data
     chosen = targeting.choose(smallest, targets)
     assert set(chosen.qualities) == set(targeting.SAMPLE_WIDTHS)
@@ -75,6 +76,49 @@ def test_the_search_stays_within_its_bounds():
     assert chosen.qualities == {w: {"webp": targeting.BOUNDS["webp"][1]} for w in targeting.SAMPLE_WIDTHS}
 
 
+def test_a_priced_search_takes_the_cheapest_quality_and_keeps_its_floor():
+    """With a price, the quality of least bytes per pixel - price x SSIM over every quality in the
+    bounds (each encoded here); a dearer price buys more quality; a floor above that lifts it to the
+    lowest quality that meets the floor."""
+    data = PHOTOS[3].read_bytes()  # the 5640 x 3172 one: it has a 1200-px intermediate
+    decoded, _ = ingested(data)
+    smallest = decoded.intermediates[min(SIZES)]
+    picture = targeting.sample(smallest, 600)
+    encoding = Encoding(jpeg_effort=1)
+    price = quality_prices(QUALITY_PRICE)["jpeg"]
+    q, score = targeting.search(picture, "jpeg", 0.0, encoding, price=price)
+    measure = targeting.scorer(picture, "jpeg", encoding)
+    pixels, each = picture.width * picture.height, targeting.price_per_pixel(price, picture.width)
+    low, high = targeting.BOUNDS["jpeg"]
+    costs = {x: measure(x)[0] / pixels - each * measure(x)[1] for x in range(low, high + 1)}
+    best = min(costs.values())
+    assert low < q < high and score == measure(q)[1]
+    assert costs[q] - best <= 0.02 * (max(costs.values()) - best), (q, min(costs, key=costs.get))
+    dear, _ = targeting.search(picture, "jpeg", 0.0, encoding, price=price * 2)
+    cheap, _ = targeting.search(picture, "jpeg", 0.0, encoding, price=price / 2)
+    assert cheap < q < dear
+    floor = (measure(q)[1] + measure(high)[1]) / 2
+    lifted, lifted_score = targeting.search(picture, "jpeg", floor, encoding, price=price)
+    assert lifted_score >= floor > measure(lifted - 1)[1] and lifted > q
+    # a smaller sample searches near the larger one's choice
+    near, _ = targeting.search(targeting.sample(smallest, 300), "jpeg", 0.0, encoding,
+                               low=q, price=price)
+    assert q + targeting.NEAR[0] <= near <= q + targeting.NEAR[1]
+
+
+def test_jpeg_effort_1_is_progressive_and_smaller_at_the_same_quality():
+    photo = pyvips.Image.thumbnail(str(PHOTOS[1]), 1200).copy_memory()
+    opts = RenderOptions("w", photo.width, "jpeg", photo.width, photo.height)
+    plain, tuned = (targeting.encode(photo, opts, Encoding(jpeg_effort=e)) for e in (0, 1))
+    decoded = pyvips.Image.new_from_buffer(tuned, "")
+    assert (decoded.width, decoded.height) == (photo.width, photo.height)
+    assert decoded.get("interlaced") == 1 and not pyvips.Image.new_from_buffer(plain, "").get_typeof("interlaced")
+    assert len(tuned) < 0.95 * len(plain)
+    assert Settings.from_env({"IMAGEHOST_JPEG_EFFORT": "1"}).jpeg_effort == 1
+    with pytest.raises(ConfigError):
+        Settings(jpeg_effort=2).validate()
+
+
 def test_the_ssim_is_one_for_the_same_picture_and_falls_with_the_quality():
     photo = pyvips.Image.thumbnail(str(PHOTOS[1]), 400).copy_memory()
     reference = ssim.luma(photo)
@@ -93,6 +137,12 @@ def test_the_target_setting():
     for wrong in ("png:0.9", "avif:high", "1.2", "avif:0.3"):
         with pytest.raises(ConfigError):
             Settings(quality_target=wrong).validate()
+    assert quality_prices(QUALITY_PRICE) == {"jpeg": 3.6, "webp": 3.15, "avif": 1.48}
+    assert quality_prices("2") == {"jpeg": 2, "webp": 2, "avif": 2, "jxl": 2}
+    assert quality_prices("") == quality_prices("0") == {}
+    for wrong in ("png:4", "jpeg:cheap", "jpeg:0", "-1", "jpeg:5000"):
+        with pytest.raises(ConfigError):
+            Settings(quality_price=wrong).validate()
 
 
 def test_stored_qualities_parse_defensively():
@@ -108,7 +158,7 @@ def test_stored_qualities_parse_defensively():
 
 
 def test_qualities_are_stored_at_ingest_and_used_by_every_render(tmp_path, catalog_url):  # noqa: F811
-    host = make_host(tmp_path, catalog_url, quality_target=QUALITY_FLOOR)
+    host = make_host(tmp_path, catalog_url, quality_target=EQUAL)
     photo = (images.PHOTO_DIR / "nature" / "Aqua.jpg").read_bytes()  # smooth: well below the fixed qualities
     image_id = host.upload(photo)
     record = host.catalog.get(image_id)
@@ -142,7 +192,8 @@ def test_the_upload_is_ready_before_the_search_which_runs_once(tmp_path, catalog
     """The search runs once the record is `ready` (the upload never waits for it), once per content."""
     from origin.ingest import worker
 
-    host = make_host(tmp_path, catalog_url, quality_target=QUALITY_FLOOR)
+    host = make_host(tmp_path, catalog_url, quality_target=QUALITY_FLOOR, quality_price=QUALITY_PRICE,
+                     jpeg_effort=1, avif_effort=3)
     states = []
     real = worker.qualities.choose_and_store
 

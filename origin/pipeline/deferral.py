@@ -27,7 +27,7 @@ ALPHA_CHAIN = ("avif", "webp", "png")
 
 # encode milliseconds per output megapixel, by format and effort (loadtest/bench_encoders.py)
 COST_MS_PER_MP = {
-    "jpeg": {None: 12.0},
+    "jpeg": {0: 12.0, 1: 60.0},  # effort 1: trellis quantisation, 5x effort 0 (8 photos at w1200 and w2400)
     "png": {None: 120.0},
     "jxl": {1: 20.0, 2: 21.0, 3: 30.0, 4: 26.0, 5: 166.0, 6: 287.0, 7: 363.0},
     "webp": {0: 36.0, 1: 55.0, 2: 67.0, 3: 160.0, 4: 135.0, 5: 185.0, 6: 310.0},
@@ -49,7 +49,8 @@ def output_pixels(opts: RenderOptions) -> int:
 
 
 def predicted_ms(fmt: str, encoding: Encoding, pixels: int) -> float:
-    effort = {"webp": encoding.webp_effort, "avif": encoding.avif_effort, "jxl": encoding.jxl_effort}.get(fmt)
+    effort = {"jpeg": encoding.jpeg_effort, "webp": encoding.webp_effort, "avif": encoding.avif_effort,
+              "jxl": encoding.jxl_effort}.get(fmt)
     return COST_MS_PER_MP[fmt][effort] * pixels / 1e6
 
 

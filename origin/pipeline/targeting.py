@@ -1,24 +1,28 @@
-"""Quality by target: per picture and format, the lowest encoder quality whose output meets an SSIM
-target (origin/pipeline/ssim.py), chosen once at ingest and kept with the content.
+"""Quality by target: per picture and format, the encoder quality chosen once at ingest, from SSIM
+(origin/pipeline/ssim.py) measured on samples of the picture, and kept with the content.
 
     samples   the picture at SAMPLE_WIDTHS (from its smallest intermediate, the 1200-px one), held
               in memory: a smaller rendering of a photo scores lower at the same quality (more
               detail per pixel), so each size class gets its own quality; a larger one scores
               higher, so renders wider than w600 take the w600 qualities (a w1200 sample would
               cost 4x the search for the renders that carry most of the bytes)
-    search    per sample and format, bisection over the integer qualities within BOUNDS: the lowest
-              one whose encode of the sample scores at least the target against the sample's own
-              pixels (about 6 encodes per format of the largest sample; a smaller sample searches
-              only from the larger one's quality up, in fewer steps)
+    price     (IMAGEHOST_QUALITY_PRICE) bytes per pixel one unit of SSIM is worth: per sample and
+              format, the quality of least bytes/pixel - price x SSIM, by ternary search over
+              BOUNDS (about 9 encodes of the w600 sample; a smaller sample looks only NEAR the
+              larger one's choice). One price for every picture spends bytes where they buy the
+              most SSIM: a picture whose quality is cheap gets more of it, one whose quality is
+              dear less, for the same mean as one fixed quality and fewer bytes in all
+    floor     (IMAGEHOST_QUALITY_TARGET) the SSIM every sample's encode must reach: from the
+              price's choice (or from the bottom of BOUNDS, without a price) the lowest quality
+              that meets it, by bisection; the top of the bounds when none does
     stored    {"600": {"jpeg": 70, "webp": 68, ...}, "300": {...}, "150": {...}} as JSON in the
               content's `qualities` column (and the record fallback). A render encodes with the
               qualities of the smallest sample at least as wide as its output (the largest sample's
               for anything wider: larger renderings score higher), at every size
               (Encoding.with_qualities). Renders never search. A picture without them (ingested
-              before, or IMAGEHOST_QUALITY_TARGET empty) is encoded at the fixed qualities.
+              before, or neither setting given) is encoded at the fixed qualities.
 
-A picture whose sample misses the target even at the top of its bounds gets the top; one that
-meets it at the bottom gets the bottom: no search makes a file absurdly large or visibly ruined.
+No search leaves BOUNDS: no file is made absurdly large or visibly ruined.
 """
 from __future__ import annotations
 
@@ -37,6 +41,12 @@ from origin.pipeline.render import HUGE, Encoding, RenderOptions, colour, encode
 SAMPLE_WIDTHS = (600, 300, 150)  # largest first: each smaller one searches from its quality up
 # the qualities a search may choose, per format (libvips' Q, libjxl's quality)
 BOUNDS = {"jpeg": (50, 95), "webp": (50, 95), "avif": (30, 80), "jxl": (50, 95)}
+# a priced search: a smaller sample looks this far below and above the larger one's quality (smaller
+# renderings take the same or a slightly higher one), and its price per pixel grows as
+# (PRICE_WIDTH / width) ** PRICE_EXPONENT (the exponent that keeps w300's and w600's mean SSIM
+# level with the fixed qualities' at one price: loadtest/bench_quality.py, 48 photos)
+NEAR = (-4, 12)
+PRICE_WIDTH, PRICE_EXPONENT = 600, 0.1
 
 
 @dataclass(frozen=True)
@@ -106,40 +116,75 @@ def decoded_luma(data: bytes, fmt: str) -> np.ndarray:
 
 
 def scorer(picture: pyvips.Image, fmt: str, encoding: Encoding = Encoding(), encoder=None):
-    """score(q): the SSIM of `picture` encoded as `fmt` at quality q against its own pixels (memoised)."""
+    """measure(q): (bytes, SSIM) of `picture` encoded as `fmt` at quality q, the SSIM against its own
+    pixels (memoised)."""
     opts = RenderOptions("w", picture.width, fmt, picture.width, picture.height)
     prepared = colour(picture, opts).copy_memory()
     reference = ssim.luma(prepared)
-    scores: dict[int, float] = {}
+    seen: dict[int, tuple[int, float]] = {}
 
-    def score(q: int) -> float:
-        if q not in scores:
+    def measure(q: int) -> tuple[int, float]:
+        if q not in seen:
             data = encoder(prepared, q) if encoder else encode(prepared, opts, encoding.with_qualities({fmt: q}))
-            scores[q] = ssim.ssim(decoded_luma(data, fmt), reference)
-        return scores[q]
+            seen[q] = (len(data), ssim.ssim(decoded_luma(data, fmt), reference))
+        return seen[q]
 
-    return score
+    return measure
 
 
-def search(picture: pyvips.Image, fmt: str, target: float, encoding: Encoding = Encoding(), low: int | None = None,
-           encoder=None) -> tuple[int, float]:
-    """(quality, SSIM): the lowest quality within BOUNDS[fmt] (from `low` up) whose encode of `picture`
-    scores >= target; the top of the bounds when none does. `encoder(pixels, q)` replaces the
-    origin's own encoder for `fmt` (the benchmark's baseline JPEG)."""
-    score = scorer(picture, fmt, encoding, encoder)
-    bottom, high = BOUNDS[fmt]
-    low = max(bottom, min(high, low or bottom))
+def price_per_pixel(price: float, width: int) -> float:
+    """The price a sample `width` pixels wide is searched at: a smaller rendering needs more bytes
+    per pixel for the same SSIM, so the same mean SSIM as a fixed quality takes a higher price."""
+    return price * (PRICE_WIDTH / width) ** PRICE_EXPONENT
+
+
+def _lowest(meets, low: int, high: int) -> int:
+    """The lowest q in [low, high] for which meets(q), by bisection; `high` when none does."""
     while low < high:  # every quality below `low` misses; `high` meets it, or is the top of the bounds
         middle = (low + high) // 2
-        if score(middle) >= target:
+        if meets(middle):
             high = middle
         else:
             low = middle + 1
-    return high, score(high)
+    return high
 
 
-def choose(source: bytes, targets: dict[str, float], encoding: Encoding = Encoding()) -> Chosen:
-    """The qualities for every format in `targets` and every sample width, from `source`."""
+def _cheapest(cost, low: int, high: int) -> int:
+    """The q in [low, high] of least cost(q), by ternary search (the cost falls, then rises)."""
+    while high - low > 2:
+        third = (high - low) // 3
+        if cost(low + third) <= cost(high - third):
+            high = high - third - 1
+        else:
+            low = low + third + 1
+    return min(range(low, high + 1), key=cost)
+
+
+def search(picture: pyvips.Image, fmt: str, target: float, encoding: Encoding = Encoding(), low: int | None = None,
+           encoder=None, price: float = 0.0) -> tuple[int, float]:
+    """(quality, SSIM) for `picture` within BOUNDS[fmt]. With a `price` (bytes per pixel one unit of
+    SSIM is worth): the quality of least bytes/pixel - price x SSIM, searched near `low` (the larger
+    sample's choice) when given. Then, or without a price, the `target` SSIM is a floor: the lowest
+    quality from there up that meets it; the top of the bounds when none does. `encoder(pixels, q)`
+    replaces the origin's own encoder for `fmt` (the benchmark's baseline JPEG)."""
+    measure = scorer(picture, fmt, encoding, encoder)
+    bottom, top = BOUNDS[fmt]
+    start = max(bottom, min(top, low or bottom))
+    if price:
+        if low is not None:
+            bottom, top = max(bottom, low + NEAR[0]), min(top, low + NEAR[1])
+        pixels, each = picture.width * picture.height, price_per_pixel(price, picture.width)
+        start = _cheapest(lambda q: measure(q)[0] / pixels - each * measure(q)[1], bottom, top)
+    if target and measure(start)[1] < target:
+        start = _lowest(lambda q: measure(q)[1] >= target, start + 1, BOUNDS[fmt][1])
+    return start, measure(start)[1]
+
+
+def choose(source: bytes, targets: dict[str, float], encoding: Encoding = Encoding(),
+           prices: dict[str, float] | None = None) -> Chosen:
+    """The qualities for every format in `targets` (SSIM floors) or `prices` and every sample width,
+    from `source`."""
+    prices = prices or {}
     started = time.perf_counter()
     qualities: dict[int, dict[str, int]] = {}
     scores: dict[int, dict[str, float]] = {}
@@ -149,10 +194,11 @@ def choose(source: bytes, targets: dict[str, float], encoding: Encoding = Encodi
         if picture.width < width and qualities:
             continue  # the picture is narrower than this sample: the larger sample already saw it whole
         qualities[width], scores[width] = {}, {}
-        for fmt, target in targets.items():
+        for fmt in sorted(set(targets) | set(prices), key=list(BOUNDS).index):
             if fmt not in BOUNDS or not FORMATS[fmt].output:
                 continue
-            q, score = search(picture, fmt, target, encoding, low=larger.get(fmt))
+            q, score = search(picture, fmt, targets.get(fmt, 0.0), encoding, low=larger.get(fmt),
+                              price=prices.get(fmt, 0.0))
             qualities[width][fmt], scores[width][fmt] = q, score
         larger = qualities[width]
     return Chosen(qualities, scores, (time.perf_counter() - started) * 1000)
