@@ -72,8 +72,8 @@ def configure_libvips(threads: int = 0) -> None:
 
 # JPEG at effort 1 (libvips' mozjpeg options): trellis quantisation, progressive, quantisation table 2
 # (tuned for MS-SSIM on the Kodak set) and 4:2:0 at every quality: at the same Q, 15 % fewer bytes
-# for 0.004 less mean SSIM and about 5x the encode time (README, Quality by target). mozjpeg's scan search (optimize_scans) would
-# take 0.8 % fewer bytes for half as much time again
+# for 0.004 less mean SSIM and about 5x the encode time (README, Quality by target). mozjpeg's scan
+# search (optimize_scans) would take 0.8 % fewer bytes for half as much time again
 JPEG_EFFORT_1 = dict(optimize_coding=True, trellis_quant=True, quant_table=2, interlace=True,
                      overshoot_deringing=True, subsample_mode="on")
 
