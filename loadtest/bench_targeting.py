@@ -65,8 +65,8 @@ def main() -> None:
         chosen, ms, encodes = counted(lambda: targeting.choose(source, targets, encoding, prices))
         whole.append((ms, encodes))
         for fmt in formats[i % len(formats):] + formats[: i % len(formats)]:
-            alone = {k: v for k, v in targets.items() if k == fmt}, {k: v for k, v in prices.items() if k == fmt}
-            _, fmt_ms, _ = counted(lambda: targeting.choose(source, alone[0], encoding, alone[1]))
+            floor, price = ({fmt: each[fmt]} if fmt in each else {} for each in (targets, prices))
+            _, fmt_ms, _ = counted(lambda: targeting.choose(source, floor, encoding, price))
             by_format[fmt].append(fmt_ms)
         print(f"{path.name[:32]:32} {ms:7.0f} ms {encodes:3} encodes  {chosen.to_json()}", flush=True)
     ms = [w[0] for w in whole]

@@ -64,7 +64,7 @@ class Settings:
     render_concurrency: int = 2
     vips_threads: int = 0  # libvips threads per render; 0: the cores shared by the renders one host runs at once
     jpeg_quality: int = 82
-    jpeg_effort: int = 0  # 1: mozjpeg's trellis and SSIM-tuned tables, fewer bytes for ~3x the encode time
+    jpeg_effort: int = 0  # 1: mozjpeg's trellis and SSIM-tuned tables, fewer bytes for ~5x the encode time
     webp_quality: int = 80
     avif_quality: int = 55
     avif_effort: int = 2
