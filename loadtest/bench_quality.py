@@ -99,11 +99,15 @@ def measure(path: Path, widths: list[int], targets, prices, sizes, fixed: Encodi
             if dims not in refs:
                 refs[dims] = ssim.luma(quality.reference(full, *dims))
             return ssim.ssim(picture, refs[dims])
+        def source(opts: RenderOptions):
+            """(bytes, loader) of what serves `opts`: an intermediate or the original."""
+            chosen_source = sources.choose(pic, opts, sizes)[0]
+            if chosen_source.kind == "intermediate":
+                return decoded.intermediates[chosen_source.rung], sources.load_intermediate
+            return data, None
         for fmt in searched:
             opts = RenderOptions("w", width, fmt, header.width, header.height)
-            source = sources.choose(pic, opts, sizes)[0]
-            blob = decoded.intermediates[source.rung] if source.kind == "intermediate" else data
-            loader = sources.load_intermediate if source.kind == "intermediate" else None
+            blob, loader = source(opts)
             runs = [("targeted", tuned.with_qualities(targeting.for_width(chosen.qualities, width)))]
             if fmt != "jxl":
                 differs = getattr(tuned, f"{fmt}_effort", None) != getattr(fixed, f"{fmt}_effort", None)
@@ -111,16 +115,18 @@ def measure(path: Path, widths: list[int], targets, prices, sizes, fixed: Encodi
             for kind, enc in runs:
                 out = render(blob, opts, enc, loader)
                 rows.setdefault(f"{kind} {fmt}", []).append((width, len(out), score(out, fmt)))
-            if fmt == "jpeg":
-                pixels = colour((loader or load)(blob, opts), opts).copy_memory()
-                reference = refs[(pixels.width, pixels.height)]
-                pictures.setdefault(width, []).append((pixels, reference))
+        opts = RenderOptions("w", width, "jpeg", header.width, header.height)  # the baseline's pixels, whatever is searched
+        blob, loader = source(opts)
+        pixels = colour((loader or load)(blob, opts), opts).copy_memory()
+        dims = (pixels.width, pixels.height)
+        reference = refs[dims] if dims in refs else ssim.luma(quality.reference(full, *dims))
+        pictures.setdefault(width, []).append((pixels, reference))
     return chosen
 
 
-def baseline_at(pictures, width: int, mean: float, cache: dict) -> tuple[float, float]:
-    """(kB, Q) of the baseline JPEG of every picture at `width` whose mean SSIM equals `mean`: the
-    bytes interpolated between the two integer qualities around it."""
+def baseline_at(pictures, width: int, mean: float, cache: dict) -> float:
+    """The bytes of the baseline JPEG of every picture at `width` whose mean SSIM equals `mean`,
+    interpolated between the two integer qualities around it."""
     def at(q: int) -> tuple[int, float]:
         if (width, q) not in cache:
             results = [(len(out), ssim.ssim(targeting.decoded_luma(out, "jpeg"), ref))
@@ -136,7 +142,7 @@ def baseline_at(pictures, width: int, mean: float, cache: dict) -> tuple[float, 
             low = middle
     (b0, s0), (b1, s1) = at(low), at(high)
     share = min(1.0, max(0.0, (mean - s0) / (s1 - s0))) if s1 > s0 else 1.0
-    return b0 + share * (b1 - b0), low + share
+    return b0 + share * (b1 - b0)
 
 
 def main() -> int:
@@ -178,7 +184,7 @@ def main() -> int:
 
     def vs_baseline(name: str) -> tuple[float, float]:
         """(row bytes / baseline bytes at equal mean SSIM width by width, the baseline's bytes)."""
-        base = sum(baseline_at(pictures, w, stats(name, w)[1], cache)[0] for w in widths if w in pictures)
+        base = sum(baseline_at(pictures, w, stats(name, w)[1], cache) for w in widths if w in pictures)
         return stats(name)[0] / base, base
     print(f"\n{'output':<20}{'total kB':>10}{'mean SSIM':>11}{'min SSIM':>10}{'vs baseline':>13}"
           + "".join(f"{'w' + str(w) + ' kB / mean':>22}" for w in widths))
