@@ -1,7 +1,7 @@
 """Encoder settings by measurement: time per megapixel, bytes and SSIM for JPEG, PNG, and WebP and AVIF
 at each effort, at the origin's qualities (JPEG q82, WebP q80, AVIF q55), on real photos.
 
-    .venv/bin/python loadtest/bench_encoders.py [--repeat 3] [--quick]
+    .venv/bin/python loadtest/bench_encoders.py [--repeat 3] [--formats jpeg,png,webp,avif] [--quick]
 
 Each photo is resized in memory to w1200 and w2400 (the encode alone is timed, median of
 `--repeat`); SSIM against the unencoded pixels (tests/quality.py). The ms-per-megapixel
@@ -26,7 +26,7 @@ from tests import quality  # noqa: E402
 
 PHOTOS = [BACKGROUNDS / "mate" / "abstract" / "Elephants_5640x3172.jpg", BACKGROUNDS / "Dragonfly_by_Bolly.jpg",
           BACKGROUNDS / "sunset_by_Aitzol_Berasategi.jpg", BACKGROUNDS / "mate" / "nature" / "Garden.jpg"]
-SETTINGS = [("jpeg", None), ("png", None)] + [("webp", e) for e in range(7)] + [("avif", e) for e in range(10)]
+SETTINGS = [("jpeg", 0), ("jpeg", 1), ("png", None)] + [("webp", e) for e in range(7)] + [("avif", e) for e in range(10)]
 
 
 def main() -> int:
@@ -34,6 +34,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--widths", default="1200,2400")
     parser.add_argument("--max-avif-effort", type=int, default=8, help="9 takes ~30 s per megapixel")
+    parser.add_argument("--formats", default="jpeg,png,webp,avif")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     widths = [int(w) for w in args.widths.split(",")]
@@ -44,9 +45,10 @@ def main() -> int:
     pictures = [pyvips.Image.thumbnail(str(p), w).copy_memory() for p in photos for w in widths]
     rows = {}
     for fmt, effort in SETTINGS:
-        if fmt == "avif" and effort > args.max_avif_effort:
+        if fmt not in args.formats.split(",") or fmt == "avif" and effort > args.max_avif_effort:
             continue
-        enc = Encoding(webp_effort=effort if fmt == "webp" else 4, avif_effort=effort if fmt == "avif" else 2)
+        enc = Encoding(webp_effort=effort if fmt == "webp" else 4, avif_effort=effort if fmt == "avif" else 2,
+                       jpeg_effort=effort if fmt == "jpeg" else 0)
         ms_per_mp, sizes, scores = [], [], []
         for picture in pictures:
             opts = RenderOptions("w", picture.width, fmt, picture.width, picture.height)
@@ -63,7 +65,7 @@ def main() -> int:
               f"{rows[(fmt, effort)][1] / 1000:9.1f} kB  SSIM {rows[(fmt, effort)][2]:.4f}", flush=True)
     print(f"\n{len(photos)} photos x widths {widths}, median of {args.repeat}; bytes and SSIM are means")
     print(f"{'format':<7}{'effort':>7}{'ms/MP':>9}{'kB':>9}{'vs default':>12}{'SSIM':>8}")
-    defaults = {"webp": ("webp", 4), "avif": ("avif", 2)}
+    defaults = {"jpeg": ("jpeg", 0), "webp": ("webp", 4), "avif": ("avif", 2)}
     for (fmt, effort), (ms, size, score) in rows.items():
         base = rows.get(defaults.get(fmt, (fmt, effort)), (ms, size, score))
         print(f"{fmt:<7}{'-' if effort is None else effort:>7}{ms:>9.1f}{size / 1000:>9.1f}"

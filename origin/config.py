@@ -64,7 +64,7 @@ class Settings:
     render_concurrency: int = 2
     vips_threads: int = 0  # libvips threads per render; 0: the cores shared by the renders one host runs at once
     jpeg_quality: int = 82
-    jpeg_effort: int = 0  # 1: mozjpeg's trellis and SSIM-tuned tables, fewer bytes for ~5x the encode time
+    jpeg_effort: int = 0  # 1: mozjpeg's trellis and scan search, fewer bytes for ~8x the encode time
     webp_quality: int = 80
     avif_quality: int = 55
     avif_effort: int = 2
@@ -260,7 +260,7 @@ TARGETED_FORMATS = ("jpeg", "webp", "avif", "jxl")
 # IMAGEHOST_JPEG_EFFORT=1 and IMAGEHOST_AVIF_EFFORT=3, the same mean SSIM as the fixed qualities at
 # every width for fewer bytes. The price decides; the floor only catches a picture the price would
 # render worse than the fixed qualities render their worst. JPEG XL is searched only where named.
-QUALITY_PRICE = "jpeg:3.6,webp:3.15,avif:1.48"
+QUALITY_PRICE = "jpeg:3.7,webp:3.15,avif:1.48"
 QUALITY_FLOOR = "jpeg:0.94,webp:0.94,avif:0.91"
 
 

@@ -19,7 +19,8 @@ from tests.test_dedup_pipeline import catalog_url, make_host  # noqa: F401 (the 
 
 TOLERANCE = 0.008  # below the target a sampled size (w150-w600) may score: the search scores the encode against
 # the rendered pixels, the test the served bytes against a full decode (the resize's own loss: up to 0.007)
-WIDE_TOLERANCE = 0.01  # wider renders take the w600 qualities unsampled (a textured photo scores lower at w1200)
+WIDE_TOLERANCE = 0.01  # renders wider than a format's widest sample take its qualities unsampled (a textured
+# photo scores lower at w1200)
 PHOTOS = [images.PHOTO_DIR / "nature" / name for name in ("Aqua.jpg", "Dune.jpg", "GreenMeadow.jpg")] + [
     images.PHOTO_DIR / "abstract" / "Elephants_5640x3172.jpg", Path("/usr/share/backgrounds/Dragonfly_by_Bolly.jpg")]
 SIZES = Settings().intermediate_sizes
@@ -41,7 +42,8 @@ def test_targeted_renders_meet_the_target_at_the_sizes_served(photo):
     smallest = decoded.intermediates.get(min(SIZES)) or decoded.intermediates.get(None) or data
     chosen = targeting.choose(smallest, targets)
     assert set(chosen.qualities) == set(targeting.SAMPLE_WIDTHS)
-    assert all(set(q) == {"jpeg", "webp", "avif", "jxl"} for q in chosen.qualities.values())
+    for width, chosen_at in chosen.qualities.items():  # JPEG's widest sample is w1200, the others' w600
+        assert set(chosen_at) == {fmt for fmt in targets if width <= targeting.WIDEST[fmt]}, width
     full = quality.full_decode(data)
     pic = sources.Picture("c", fmt, header.width, header.height, header.has_alpha, 1)
     failures = []
@@ -60,7 +62,7 @@ def test_targeted_renders_meet_the_target_at_the_sizes_served(photo):
             score = ssim.ssim(picture, quality.luma(ref))
             line = f"{photo.stem} w{width}.{out} q{qualities[out]}: SSIM {score:.4f} (target {target})"
             print(line)
-            if score < target - (TOLERANCE if width <= max(targeting.SAMPLE_WIDTHS) else WIDE_TOLERANCE):
+            if score < target - (TOLERANCE if width <= targeting.WIDEST[out] else WIDE_TOLERANCE):
                 failures.append(line)
     assert not failures, failures
 
@@ -73,7 +75,8 @@ def test_the_search_stays_within_its_bounds():
     noise = pyvips.Image.gaussnoise(800, 600, sigma=60).bandjoin([pyvips.Image.gaussnoise(800, 600, sigma=60)] * 2)
     hard = noise.cast("uchar").copy(interpretation="srgb").jpegsave_buffer(Q=95)
     chosen = targeting.choose(hard, {"webp": 0.999})  # noise never reaches it: the top, not beyond
-    assert chosen.qualities == {w: {"webp": targeting.BOUNDS["webp"][1]} for w in targeting.SAMPLE_WIDTHS}
+    assert chosen.qualities == {w: {"webp": targeting.BOUNDS["webp"][1]} for w in targeting.SAMPLE_WIDTHS
+                                if w <= targeting.WIDEST["webp"]}
 
 
 def test_a_priced_search_takes_the_cheapest_quality_and_keeps_its_floor():
@@ -104,6 +107,13 @@ def test_a_priced_search_takes_the_cheapest_quality_and_keeps_its_floor():
     near, _ = targeting.search(targeting.sample(smallest, 300), "jpeg", 0.0, encoding,
                                low=q, price=price)
     assert q + targeting.NEAR[0] <= near <= q + targeting.NEAR[1]
+    # the w1200 sample (JPEG's widest) looks the other way: from 12 below to 4 above the w600 choice
+    wide = targeting.sample(smallest, 1200)
+    chosen = targeting.choose(smallest, {}, encoding, {"jpeg": price})
+    assert q - targeting.NEAR[1] <= chosen.qualities[1200]["jpeg"] <= q - targeting.NEAR[0]
+    assert chosen.qualities[600]["jpeg"] == q and wide.width == 1200
+    assert chosen.qualities[1200]["jpeg"] == targeting.search(wide, "jpeg", 0.0, encoding, low=q, price=price,
+                                                               window=(-targeting.NEAR[1], -targeting.NEAR[0]))[0]
 
 
 def test_jpeg_effort_1_is_progressive_and_smaller_at_the_same_quality():
@@ -137,7 +147,7 @@ def test_the_target_setting():
     for wrong in ("png:0.9", "avif:high", "1.2", "avif:0.3"):
         with pytest.raises(ConfigError):
             Settings(quality_target=wrong).validate()
-    assert quality_prices(QUALITY_PRICE) == {"jpeg": 3.6, "webp": 3.15, "avif": 1.48}
+    assert quality_prices(QUALITY_PRICE) == {"jpeg": 3.7, "webp": 3.15, "avif": 1.48}
     assert quality_prices("2") == {"jpeg": 2, "webp": 2, "avif": 2, "jxl": 2}
     assert quality_prices("") == quality_prices("0") == {}
     for wrong in ("png:4", "jpeg:cheap", "jpeg:0", "-1", "jpeg:5000"):
@@ -154,7 +164,14 @@ def test_stored_qualities_parse_defensively():
     assert targeting.encoding_for(Encoding(), text, 2400).jpeg_quality == 70  # wider than every sample
     assert targeting.encoding_for(Encoding(), text, 301).avif_quality == 45
     assert targeting.encoding_for(Encoding(), text, 150).jpeg_quality == 75
-    assert targeting.encoding_for(Encoding(), text, 150).avif_quality == Encoding().avif_quality  # none: fixed
+    assert targeting.encoding_for(Encoding(), text, 150).avif_quality == 45  # the nearest larger sample's
+    assert targeting.encoding_for(Encoding(), text, 150).webp_quality == Encoding().webp_quality  # none: fixed
+    # per format: the smallest sample at least as wide that has the format, else its widest
+    wide = '{"1200": {"jpeg": 66}, "600": {"jpeg": 70, "avif": 45}, "300": {"jpeg": 75}}'
+    assert targeting.for_width(targeting.parse(wide), 2400) == {"jpeg": 66, "avif": 45}
+    assert targeting.for_width(targeting.parse(wide), 601) == {"jpeg": 66, "avif": 45}
+    assert targeting.for_width(targeting.parse(wide), 600) == {"jpeg": 70, "avif": 45}
+    assert targeting.for_width(targeting.parse(wide), 300) == {"jpeg": 75, "avif": 45}
 
 
 def test_qualities_are_stored_at_ingest_and_used_by_every_render(tmp_path, catalog_url):  # noqa: F811
@@ -166,7 +183,8 @@ def test_qualities_are_stored_at_ingest_and_used_by_every_render(tmp_path, catal
     content = host.catalog.get_content(record.content)
     stored = targeting.parse(content.qualities)
     assert set(stored) == set(targeting.SAMPLE_WIDTHS)
-    assert set(stored[600]) == {"jpeg", "webp", "avif"}  # JPEG XL keeps its fixed quality unless named
+    # JPEG XL keeps its fixed quality unless named; only JPEG is searched at w1200
+    assert set(stored[600]) == {"jpeg", "webp", "avif"} and set(stored[1200]) == {"jpeg"}
     assert stored[600]["webp"] < Encoding().webp_quality and stored[600]["avif"] < Encoding().avif_quality
     # the search ran after `ready` (the upload does not wait for it): the record fallback, written on
     # the way to ready, has none, so a render while the catalog is down takes the fixed qualities

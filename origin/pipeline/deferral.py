@@ -27,7 +27,7 @@ ALPHA_CHAIN = ("avif", "webp", "png")
 
 # encode milliseconds per output megapixel, by format and effort (loadtest/bench_encoders.py)
 COST_MS_PER_MP = {
-    "jpeg": {0: 12.0, 1: 60.0},  # effort 1: trellis quantisation, 5x effort 0 (8 photos at w1200 and w2400)
+    "jpeg": {0: 12.0, 1: 94.0},  # effort 1: trellis and scan search, 7.8x effort 0 (bench_encoders --formats jpeg)
     "png": {None: 120.0},
     "jxl": {1: 20.0, 2: 21.0, 3: 30.0, 4: 26.0, 5: 166.0, 6: 287.0, 7: 363.0},
     "webp": {0: 36.0, 1: 55.0, 2: 67.0, 3: 160.0, 4: 135.0, 5: 185.0, 6: 310.0},

@@ -70,11 +70,12 @@ def configure_libvips(threads: int = 0) -> None:
     libc.mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024)
 
 
-# JPEG at effort 1 (libvips' mozjpeg options): trellis quantisation, progressive, quantisation table 2
-# (tuned for MS-SSIM on the Kodak set) and 4:2:0 at every quality: at the same Q, 15 % fewer bytes
-# for 0.004 less mean SSIM and about 5x the encode time (README, Quality by target). mozjpeg's scan
-# search (optimize_scans) would take 0.8 % fewer bytes for half as much time again
-JPEG_EFFORT_1 = dict(optimize_coding=True, trellis_quant=True, quant_table=2, interlace=True,
+# JPEG at effort 1 (libvips' mozjpeg options): trellis quantisation, mozjpeg's scan search over
+# progressive scripts, the Annex K quantisation table and 4:2:0 at every quality. At equal SSIM
+# (loadtest/bench_equal_ssim.py, 10 photos) 3.7 % fewer bytes than effort 0 at w300, 6.8 % at w600,
+# 10.4 % at w1200, for about 8x the encode time. Under trellis, mozjpeg's table 2 (tuned for MS-SSIM)
+# makes smaller files at the same Q but scores lower: 0.2-1.5 % fewer bytes at equal SSIM
+JPEG_EFFORT_1 = dict(optimize_coding=True, trellis_quant=True, quant_table=0, optimize_scans=True, interlace=True,
                      overshoot_deringing=True, subsample_mode="on")
 
 
@@ -87,7 +88,7 @@ class Encoding:
     webp_effort: int = 4
     jxl_quality: int = 75
     jxl_effort: int = jxl.EFFORT
-    jpeg_effort: int = 0  # 0: optimised Huffman tables; 1: JPEG_EFFORT_1 (mozjpeg's trellis, SSIM-tuned tables)
+    jpeg_effort: int = 0  # 0: optimised Huffman tables; 1: JPEG_EFFORT_1 (mozjpeg's trellis and scan search)
 
     @classmethod
     def from_settings(cls, settings) -> "Encoding":

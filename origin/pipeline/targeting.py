@@ -2,23 +2,26 @@
 (origin/pipeline/ssim.py) measured on samples of the picture, and kept with the content.
 
     samples   the picture at SAMPLE_WIDTHS (from its smallest intermediate, the 1200-px one), held
-              in memory: a smaller rendering of a photo scores lower at the same quality (more
-              detail per pixel), so each size class gets its own quality; a larger one scores
-              higher, so renders wider than w600 take the w600 qualities (a w1200 sample would
-              cost 4x the search for the renders that carry most of the bytes)
+              in memory: a rendering of another size scores differently at the same quality (a
+              smaller one of a photo lower: more detail per pixel), so each size class gets its own
+              quality. WIDEST caps each format's samples: JPEG's go to w1200, the renders that carry
+              most of the bytes; for WebP a w1200 sample took 0.6 % fewer bytes for 1.3 s more search
+              per picture, for AVIF it would cost 4x the w600 search, so their wider renders take
+              the w600 qualities
     price     (IMAGEHOST_QUALITY_PRICE) bytes per pixel one unit of SSIM is worth: per sample and
               format, the quality of least bytes/pixel - price x SSIM, by ternary search over
               BOUNDS (about 9 encodes of the w600 sample; a smaller sample looks only NEAR the
-              larger one's choice). One price for every picture spends bytes where they buy the
-              most SSIM: a picture whose quality is cheap gets more of it, one whose quality is
-              dear less, for the same mean as one fixed quality and fewer bytes in all
+              nearest larger one's choice, the w1200 one as far the other way from the w600's).
+              One price for every picture spends bytes where they buy the most SSIM: a picture
+              whose quality is cheap gets more of it, one whose quality is dear less, for the same
+              mean as one fixed quality and fewer bytes in all
     floor     (IMAGEHOST_QUALITY_TARGET) the SSIM every sample's encode must reach: from the
               price's choice (or from the bottom of BOUNDS, without a price) the lowest quality
               that meets it, by bisection; the top of the bounds when none does
-    stored    {"600": {"jpeg": 70, "webp": 68, ...}, "300": {...}, "150": {...}} as JSON in the
-              content's `qualities` column (and the record fallback). A render encodes with the
-              qualities of the smallest sample at least as wide as its output (the largest sample's
-              for anything wider: larger renderings score higher), at every size
+    stored    {"1200": {"jpeg": 66}, "600": {"jpeg": 70, "webp": 68, ...}, "300": {...}, "150": {...}}
+              as JSON in the content's `qualities` column (and the record fallback). A render
+              encodes, per format, with the quality of the smallest sample at least as wide as its
+              output that has one (the format's widest sample's for anything wider), at every size
               (Encoding.with_qualities). Renders never search. A picture without them (ingested
               before, or neither setting given) is encoded at the fixed qualities.
 
@@ -27,6 +30,7 @@ No search leaves BOUNDS: no file is made absurdly large or visibly ruined.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 
@@ -38,13 +42,17 @@ from origin.presets import box_size
 from origin.pipeline import jxl, ssim
 from origin.pipeline.render import HUGE, Encoding, RenderOptions, colour, encode
 
-SAMPLE_WIDTHS = (600, 300, 150)  # largest first: each smaller one searches from its quality up
+SAMPLE_WIDTHS = (600, 1200, 300, 150)  # searched in this order, each from the choice of the nearest one before it
+# the widest sample searched per format: JPEG's encode is cheap enough for a w1200 one, which holds
+# most of the bytes; the others' renders wider than w600 take the w600 qualities
+WIDEST = {"jpeg": 1200, "webp": 600, "avif": 600, "jxl": 600}
 # the qualities a search may choose, per format (libvips' Q, libjxl's quality)
 BOUNDS = {"jpeg": (50, 95), "webp": (50, 95), "avif": (30, 80), "jxl": (50, 95)}
-# a priced search: a smaller sample looks this far below and above the larger one's quality (smaller
-# renderings take the same or a slightly higher one), and its price per pixel grows as
-# (PRICE_WIDTH / width) ** PRICE_EXPONENT (the exponent that keeps w300's and w600's mean SSIM
-# level with the fixed qualities' at one price: loadtest/bench_quality.py, 48 photos)
+# a priced search: a smaller sample looks this far below and above the nearer sample's quality
+# (smaller renderings take the same or a slightly higher one; a larger sample looks the other way),
+# and its price per pixel grows as (PRICE_WIDTH / width) ** PRICE_EXPONENT (the exponent that keeps
+# w300's and w600's mean SSIM level with the fixed qualities' at one price: loadtest/bench_quality.py,
+# 48 photos)
 NEAR = (-4, 12)
 PRICE_WIDTH, PRICE_EXPONENT = 600, 0.1
 
@@ -81,11 +89,14 @@ def parse(text: str | None) -> dict[int, dict[str, int]]:
 
 
 def for_width(qualities: dict[int, dict[str, int]], width: int) -> dict[str, int]:
-    """The qualities of the smallest sample at least `width` wide, else the largest sample's."""
-    if not qualities:
-        return {}
-    wide_enough = [w for w in qualities if w >= width]
-    return qualities[min(wide_enough) if wide_enough else max(qualities)]
+    """Per format, the quality of the smallest sample at least `width` wide that has one, else the
+    largest sample's."""
+    out: dict[str, int] = {}
+    for fmt in {fmt for chosen in qualities.values() for fmt in chosen}:
+        has = [w for w in qualities if fmt in qualities[w]]
+        wide_enough = [w for w in has if w >= width]
+        out[fmt] = qualities[min(wide_enough) if wide_enough else max(has)][fmt]
+    return out
 
 
 def encoding_for(encoding: Encoding, qualities: str | None, width: int) -> Encoding:
@@ -161,10 +172,10 @@ def _cheapest(cost, low: int, high: int) -> int:
 
 
 def search(picture: pyvips.Image, fmt: str, target: float, encoding: Encoding = Encoding(), low: int | None = None,
-           encoder=None, price: float = 0.0) -> tuple[int, float]:
+           encoder=None, price: float = 0.0, window: tuple[int, int] = NEAR) -> tuple[int, float]:
     """(quality, SSIM) for `picture` within BOUNDS[fmt]. With a `price` (bytes per pixel one unit of
-    SSIM is worth): the quality of least bytes/pixel - price x SSIM, searched near `low` (the larger
-    sample's choice) when given. Then, or without a price, the `target` SSIM is a floor: the lowest
+    SSIM is worth): the quality of least bytes/pixel - price x SSIM, searched within `window` of
+    `low` (the nearest sample's choice) when given. Then, or without a price, the `target` SSIM is a floor: the lowest
     quality from there up that meets it; the top of the bounds when none does. `encoder(pixels, q)`
     replaces the origin's own encoder for `fmt` (the benchmark's baseline JPEG)."""
     measure = scorer(picture, fmt, encoding, encoder)
@@ -172,7 +183,7 @@ def search(picture: pyvips.Image, fmt: str, target: float, encoding: Encoding = 
     start = max(bottom, min(top, low or bottom))
     if price:
         if low is not None:
-            bottom, top = max(bottom, low + NEAR[0]), min(top, low + NEAR[1])
+            bottom, top = max(bottom, low + window[0]), min(top, low + window[1])
         pixels, each = picture.width * picture.height, price_per_pixel(price, picture.width)
         start = _cheapest(lambda q: measure(q)[0] / pixels - each * measure(q)[1], bottom, top)
     if target and measure(start)[1] < target:
@@ -188,17 +199,25 @@ def choose(source: bytes, targets: dict[str, float], encoding: Encoding = Encodi
     started = time.perf_counter()
     qualities: dict[int, dict[str, int]] = {}
     scores: dict[int, dict[str, float]] = {}
-    larger: dict[str, int] = {}
+    formats = [fmt for fmt in sorted(set(targets) | set(prices), key=list(BOUNDS).index)
+               if fmt in BOUNDS and FORMATS[fmt].output]
     for width in SAMPLE_WIDTHS:
+        wanted = [fmt for fmt in formats if width <= WIDEST[fmt]]
+        if not wanted:
+            continue
         picture = sample(source, width)
         if picture.width < width and qualities:
-            continue  # the picture is narrower than this sample: the larger sample already saw it whole
+            continue  # the picture is narrower than this sample: a searched one already saw it whole
         qualities[width], scores[width] = {}, {}
-        for fmt in sorted(set(targets) | set(prices), key=list(BOUNDS).index):
-            if fmt not in BOUNDS or not FORMATS[fmt].output:
-                continue
-            q, score = search(picture, fmt, targets.get(fmt, 0.0), encoding, low=larger.get(fmt),
-                              price=prices.get(fmt, 0.0))
+        for fmt in wanted:
+            searched = [w for w in qualities if fmt in qualities[w]]
+            nearest = min(searched, key=lambda w: abs(math.log(w / width)), default=None)
+            price = prices.get(fmt, 0.0)
+            if nearest is None or nearest > width:  # a smaller sample needs no lower quality than a larger one
+                q, score = search(picture, fmt, targets.get(fmt, 0.0), encoding, price=price,
+                                  low=qualities[nearest][fmt] if nearest else None)
+            else:  # a larger one may need less: the price looks below the nearer choice, a floor from the bottom
+                q, score = search(picture, fmt, targets.get(fmt, 0.0), encoding, price=price,
+                                  low=qualities[nearest][fmt] if price else None, window=(-NEAR[1], -NEAR[0]))
             qualities[width][fmt], scores[width][fmt] = q, score
-        larger = qualities[width]
     return Chosen(qualities, scores, (time.perf_counter() - started) * 1000)
