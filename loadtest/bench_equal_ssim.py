@@ -39,13 +39,16 @@ SETTINGS = {
         "effort 6": dict(effort=6),
         "effort 4, sharp YUV": dict(effort=4, smart_subsample=True),
         "effort 4, photo preset": dict(effort=4, preset="photo"),
+        "effort 4, smart deblock": dict(effort=4, smart_deblock=True),
+        "drawing preset, smart deblock": dict(effort=4, preset="drawing", smart_deblock=True),
+        "icon preset, smart deblock": dict(effort=4, preset="icon", smart_deblock=True),
     }),
 }
 
 
 def encode(image: pyvips.Image, fmt: str, options: dict, q: int) -> bytes:
     save = image.jpegsave_buffer if fmt == "jpeg" else image.webpsave_buffer
-    return save(Q=q, **options)
+    return save(Q=q, keep="icc", **options)  # as the origin saves: no EXIF or XMP
 
 
 def bytes_at(curve: list[tuple[int, float]], target: float) -> float | None:

@@ -3,7 +3,8 @@ chosen per picture (origin/pipeline/targeting.py) and of a plain baseline JPEG a
 quality, on real photos, through the serving path.
 
     .venv/bin/python loadtest/bench_quality.py [--photos 48] [--widths 300,600,1200]
-                                               [--prices ...] [--targets ...] [--efforts jpeg:1,avif:3]
+                                               [--prices ...] [--targets ...]
+                                               [--efforts jpeg:1,avif:3,webp-deblock:1]
 
 Each photo is ingested as the worker does (validation's decode -> the 1200- and 2400-px
 intermediates, origin/ingest/originals.py), its qualities are searched once on the w600, w300 and
@@ -47,7 +48,7 @@ from tests import quality  # noqa: E402
 WALLPAPERS = Path("/usr/share/wallpapers")  # plasma-workspace-wallpapers: photos, one per folder
 GOALS = {"avif": 0.55, "webp": 0.70}  # targeted bytes / baseline JPEG bytes at equal measured quality
 SAVING = 0.10  # targeted at least this much smaller than fixed, at no lower mean SSIM at any width
-EFFORTS = "jpeg:1,avif:3"  # IMAGEHOST_JPEG_EFFORT and IMAGEHOST_AVIF_EFFORT of the targeted rows
+EFFORTS = "jpeg:1,avif:3,webp-deblock:1"  # IMAGEHOST_JPEG_EFFORT, _AVIF_EFFORT and _WEBP_DEBLOCK of the targeted rows
 BASELINE_Q = (40, 98)
 
 
@@ -67,12 +68,16 @@ def baseline_jpeg(image: pyvips.Image, q: int) -> bytes:
 
 
 def efforts(text: str) -> dict[str, int]:
+    """"jpeg:1,avif:3" -> each format's effort; "webp-deblock:1" -> WebP's autofilter (Encoding.webp_deblock)."""
     out = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         fmt, _, value = part.partition(":")
-        if fmt not in ("jpeg", "webp", "avif", "jxl"):
-            raise SystemExit(f"--efforts: {fmt!r} is not a format")
-        out[f"{fmt}_effort"] = int(value)
+        if fmt == "webp-deblock":
+            out["webp_deblock"] = bool(int(value))
+        elif fmt in ("jpeg", "webp", "avif", "jxl"):
+            out[f"{fmt}_effort"] = int(value)
+        else:
+            raise SystemExit(f"--efforts: {fmt!r} is not a format or webp-deblock")
     return out
 
 
@@ -110,7 +115,8 @@ def measure(path: Path, widths: list[int], targets, prices, sizes, fixed: Encodi
             blob, loader = source(opts)
             runs = [("targeted", tuned.with_qualities(targeting.for_width(chosen.qualities, width)))]
             if fmt != "jxl":
-                differs = getattr(tuned, f"{fmt}_effort", None) != getattr(fixed, f"{fmt}_effort", None)
+                differs = any(getattr(tuned, name, None) != getattr(fixed, name, None)
+                              for name in (f"{fmt}_effort", f"{fmt}_deblock"))
                 runs += [("fixed", fixed)] + ([("fixed+effort", tuned)] if differs else [])
             for kind, enc in runs:
                 out = render(blob, opts, enc, loader)
@@ -151,7 +157,7 @@ def main() -> int:
     parser.add_argument("--widths", default="300,600,1200")
     parser.add_argument("--prices", default=QUALITY_PRICE, help="IMAGEHOST_QUALITY_PRICE's syntax")
     parser.add_argument("--targets", default=QUALITY_FLOOR, help="IMAGEHOST_QUALITY_TARGET's syntax")
-    parser.add_argument("--efforts", default=EFFORTS, help="the targeted rows' efforts: jpeg:1,avif:3")
+    parser.add_argument("--efforts", default=EFFORTS, help="the targeted rows' efforts: jpeg:1,avif:3,webp-deblock:1")
     args = parser.parse_args()
     widths = [int(w) for w in args.widths.split(",")]
     targets, prices = quality_targets(args.targets), quality_prices(args.prices)

@@ -69,6 +69,7 @@ class Settings:
     avif_quality: int = 55
     avif_effort: int = 2
     webp_effort: int = 4
+    webp_deblock: bool = False  # 1: libwebp's filter strength chosen per picture, fewer bytes for ~6x the time
     jxl_quality: int = 75
     jxl_effort: int = 5
     # quality by target (origin/pipeline/targeting.py): SSIM per format, "" or 0: fixed qualities
@@ -257,10 +258,11 @@ TARGETED_FORMATS = ("jpeg", "webp", "avif", "jxl")
 
 
 # Quality by target as measured (README, Quality by target; loadtest/bench_quality.py): with
-# IMAGEHOST_JPEG_EFFORT=1 and IMAGEHOST_AVIF_EFFORT=3, the same mean SSIM as the fixed qualities at
-# every width for fewer bytes. The price decides; the floor only catches a picture the price would
-# render worse than the fixed qualities render their worst. JPEG XL is searched only where named.
-QUALITY_PRICE = "jpeg:3.7,webp:3.15,avif:1.48"
+# IMAGEHOST_JPEG_EFFORT=1, IMAGEHOST_AVIF_EFFORT=3 and IMAGEHOST_WEBP_DEBLOCK=1, the same mean SSIM as
+# the fixed qualities at every width for fewer bytes. The price decides; the floor only catches a
+# picture the price would render worse than the fixed qualities render their worst. JPEG XL is
+# searched only where named.
+QUALITY_PRICE = "jpeg:3.7,webp:2.95,avif:1.48"
 QUALITY_FLOOR = "jpeg:0.94,webp:0.94,avif:0.91"
 
 

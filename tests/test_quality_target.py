@@ -12,8 +12,8 @@ from origin import keys
 from origin.config import QUALITY_FLOOR, QUALITY_PRICE, ConfigError, Settings, quality_prices, quality_targets
 from origin.ingest import originals, process
 from origin.ingest.validate import Limits, validate
-from origin.pipeline import fallback, sources, ssim, targeting
-from origin.pipeline.render import Encoding, RenderOptions, render
+from origin.pipeline import deferral, fallback, sources, ssim, targeting
+from origin.pipeline.render import WEBP_DEBLOCK_COST, Encoding, RenderOptions, render
 from tests import images, quality
 from tests.test_dedup_pipeline import catalog_url, make_host  # noqa: F401 (the fixture)
 
@@ -129,6 +129,22 @@ def test_jpeg_effort_1_is_progressive_and_smaller_at_the_same_quality():
         Settings(jpeg_effort=2).validate()
 
 
+def test_webp_deblock_takes_the_same_bytes_for_a_higher_ssim_and_is_priced_as_slower():
+    """libwebp's autofilter sets the decoder's deblocking strength per picture: the coded picture is the
+    same size, the decoded one closer to the source."""
+    photo = pyvips.Image.thumbnail(str(PHOTOS[1]), 600).copy_memory()
+    opts = RenderOptions("w", photo.width, "webp", photo.width, photo.height)
+    reference = ssim.luma(photo)
+    plain, deblocked = (targeting.encode(photo, opts, Encoding(webp_deblock=d)) for d in (False, True))
+    scores = [ssim.ssim(targeting.decoded_luma(data, "webp"), reference) for data in (plain, deblocked)]
+    assert plain != deblocked and abs(len(deblocked) - len(plain)) < 0.02 * len(plain)
+    assert scores[1] > scores[0] + 0.0005, scores
+    assert Settings.from_env({"IMAGEHOST_WEBP_DEBLOCK": "1"}).webp_deblock
+    assert Encoding.from_settings(Settings(webp_deblock=True)).webp_deblock
+    cost = [deferral.predicted_ms("webp", Encoding(webp_deblock=d), 1_000_000) for d in (False, True)]
+    assert cost[1] == pytest.approx(cost[0] * WEBP_DEBLOCK_COST)
+
+
 def test_the_ssim_is_one_for_the_same_picture_and_falls_with_the_quality():
     photo = pyvips.Image.thumbnail(str(PHOTOS[1]), 400).copy_memory()
     reference = ssim.luma(photo)
@@ -147,7 +163,7 @@ def test_the_target_setting():
     for wrong in ("png:0.9", "avif:high", "1.2", "avif:0.3"):
         with pytest.raises(ConfigError):
             Settings(quality_target=wrong).validate()
-    assert quality_prices(QUALITY_PRICE) == {"jpeg": 3.7, "webp": 3.15, "avif": 1.48}
+    assert quality_prices(QUALITY_PRICE) == {"jpeg": 3.7, "webp": 2.95, "avif": 1.48}
     assert quality_prices("2") == {"jpeg": 2, "webp": 2, "avif": 2, "jxl": 2}
     assert quality_prices("") == quality_prices("0") == {}
     for wrong in ("png:4", "jpeg:cheap", "jpeg:0", "-1", "jpeg:5000"):
@@ -211,7 +227,7 @@ def test_the_upload_is_ready_before_the_search_which_runs_once(tmp_path, catalog
     from origin.ingest import worker
 
     host = make_host(tmp_path, catalog_url, quality_target=QUALITY_FLOOR, quality_price=QUALITY_PRICE,
-                     jpeg_effort=1, avif_effort=3)
+                     jpeg_effort=1, avif_effort=3, webp_deblock=True)
     states = []
     real = worker.qualities.choose_and_store
 

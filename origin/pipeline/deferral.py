@@ -20,7 +20,7 @@ per format class, so the fallback is chosen by the class. A URL that names its f
 """
 from __future__ import annotations
 
-from origin.pipeline.render import Encoding, RenderOptions
+from origin.pipeline.render import WEBP_DEBLOCK_COST, Encoding, RenderOptions
 
 CHAIN = ("avif", "webp", "jpeg")
 ALPHA_CHAIN = ("avif", "webp", "png")
@@ -51,7 +51,8 @@ def output_pixels(opts: RenderOptions) -> int:
 def predicted_ms(fmt: str, encoding: Encoding, pixels: int) -> float:
     effort = {"jpeg": encoding.jpeg_effort, "webp": encoding.webp_effort, "avif": encoding.avif_effort,
               "jxl": encoding.jxl_effort}.get(fmt)
-    return COST_MS_PER_MP[fmt][effort] * pixels / 1e6
+    factor = WEBP_DEBLOCK_COST if fmt == "webp" and encoding.webp_deblock else 1.0
+    return COST_MS_PER_MP[fmt][effort] * factor * pixels / 1e6
 
 
 def answer_now(preferred: str, has_alpha: bool, opts: RenderOptions, encoding: Encoding, budget_ms: int) -> str:
