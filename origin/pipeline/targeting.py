@@ -214,10 +214,9 @@ def choose(source: bytes, targets: dict[str, float], encoding: Encoding = Encodi
             nearest = min(searched, key=lambda w: abs(math.log(w / width)), default=None)
             price = prices.get(fmt, 0.0)
             if nearest is None or nearest > width:  # a smaller sample needs no lower quality than a larger one
-                q, score = search(picture, fmt, targets.get(fmt, 0.0), encoding, price=price,
-                                  low=qualities[nearest][fmt] if nearest else None)
+                low, window = (qualities[nearest][fmt] if nearest else None), NEAR
             else:  # a larger one may need less: the price looks below the nearer choice, a floor from the bottom
-                q, score = search(picture, fmt, targets.get(fmt, 0.0), encoding, price=price,
-                                  low=qualities[nearest][fmt] if price else None, window=(-NEAR[1], -NEAR[0]))
+                low, window = (qualities[nearest][fmt] if price else None), (-NEAR[1], -NEAR[0])
+            q, score = search(picture, fmt, targets.get(fmt, 0.0), encoding, low=low, price=price, window=window)
             qualities[width][fmt], scores[width][fmt] = q, score
     return Chosen(qualities, scores, (time.perf_counter() - started) * 1000)
