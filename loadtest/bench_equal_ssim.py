@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from loadtest.bench_quality import photos  # noqa: E402
 from origin.pipeline import ssim  # noqa: E402
-from origin.pipeline.render import JPEG_EFFORT_1  # noqa: E402
+from origin.pipeline.render import HUGE, JPEG_EFFORT_1  # noqa: E402
 
 QUALITIES = range(55, 97, 3)
 TRELLIS = dict(JPEG_EFFORT_1, optimize_scans=False)
@@ -71,7 +71,7 @@ def main() -> int:
     for width in (int(w) for w in args.widths.split(",")):
         totals, misses = dict.fromkeys(settings, 0.0), dict.fromkeys(settings, 0)
         for path in photos(args.photos):
-            image = pyvips.Image.thumbnail(str(path), width, height=10_000_000, size="down").copy_memory()
+            image = pyvips.Image.thumbnail(str(path), width, height=HUGE, size="down").copy_memory()
             reference = ssim.luma(image)
 
             def score(data: bytes) -> float:

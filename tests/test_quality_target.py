@@ -110,10 +110,11 @@ def test_a_priced_search_takes_the_cheapest_quality_and_keeps_its_floor():
     # the w1200 sample (JPEG's widest) looks the other way: from 12 below to 4 above the w600 choice
     wide = targeting.sample(smallest, 1200)
     chosen = targeting.choose(smallest, {}, encoding, {"jpeg": price})
-    assert q - targeting.NEAR[1] <= chosen.qualities[1200]["jpeg"] <= q - targeting.NEAR[0]
+    assert q + targeting.NEAR_WIDER[0] <= chosen.qualities[1200]["jpeg"] <= q + targeting.NEAR_WIDER[1]
+    assert targeting.NEAR_WIDER == (-12, 4)
     assert chosen.qualities[600]["jpeg"] == q and wide.width == 1200
     assert chosen.qualities[1200]["jpeg"] == targeting.search(wide, "jpeg", 0.0, encoding, low=q, price=price,
-                                                               window=(-targeting.NEAR[1], -targeting.NEAR[0]))[0]
+                                                               window=targeting.NEAR_WIDER)[0]
 
 
 def test_jpeg_effort_1_is_progressive_and_smaller_at_the_same_quality():

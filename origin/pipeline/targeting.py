@@ -54,6 +54,7 @@ BOUNDS = {"jpeg": (50, 95), "webp": (50, 95), "avif": (30, 80), "jxl": (50, 95)}
 # w300's and w600's mean SSIM level with the fixed qualities' at one price: loadtest/bench_quality.py,
 # 48 photos)
 NEAR = (-4, 12)
+NEAR_WIDER = (-NEAR[1], -NEAR[0])  # the window of a sample wider than the nearest one searched
 PRICE_WIDTH, PRICE_EXPONENT = 600, 0.1
 
 
@@ -175,9 +176,9 @@ def search(picture: pyvips.Image, fmt: str, target: float, encoding: Encoding = 
            encoder=None, price: float = 0.0, window: tuple[int, int] = NEAR) -> tuple[int, float]:
     """(quality, SSIM) for `picture` within BOUNDS[fmt]. With a `price` (bytes per pixel one unit of
     SSIM is worth): the quality of least bytes/pixel - price x SSIM, searched within `window` of
-    `low` (the nearest sample's choice) when given. Then, or without a price, the `target` SSIM is a floor: the lowest
-    quality from there up that meets it; the top of the bounds when none does. `encoder(pixels, q)`
-    replaces the origin's own encoder for `fmt` (the benchmark's baseline JPEG)."""
+    `low` (the nearest sample's choice) when given. Then, or without a price, the `target` SSIM is
+    a floor: the lowest quality from there up that meets it; the top of the bounds when none does.
+    `encoder(pixels, q)` replaces the origin's own encoder for `fmt` (the benchmark's baseline JPEG)."""
     measure = scorer(picture, fmt, encoding, encoder)
     bottom, top = BOUNDS[fmt]
     start = max(bottom, min(top, low or bottom))
@@ -216,7 +217,7 @@ def choose(source: bytes, targets: dict[str, float], encoding: Encoding = Encodi
             if nearest is None or nearest > width:  # a smaller sample needs no lower quality than a larger one
                 low, window = (qualities[nearest][fmt] if nearest else None), NEAR
             else:  # a larger one may need less: the price looks below the nearer choice, a floor from the bottom
-                low, window = (qualities[nearest][fmt] if price else None), (-NEAR[1], -NEAR[0])
+                low, window = (qualities[nearest][fmt] if price else None), NEAR_WIDER
             q, score = search(picture, fmt, targets.get(fmt, 0.0), encoding, low=low, price=price, window=window)
             qualities[width][fmt], scores[width][fmt] = q, score
     return Chosen(qualities, scores, (time.perf_counter() - started) * 1000)
