@@ -150,3 +150,24 @@ def test_urls_off_the_allow_list_are_refused_at_the_edge(stack, variant):
     answer = get(f"{url}/images/{ids[0]}/{variant}")
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_request", answer.text
     assert get(f"{url}/images/{ids[0]}/w300.webp").status_code == 200
+
+
+def origin_request_ids(origin) -> set[str]:
+    lines = (origin.data_dir / "gunicorn.log").read_text().splitlines()
+    return {json.loads(line).get("request_id") for line in lines if line.startswith("{")}
+
+
+def test_every_answer_carries_this_requests_id_which_the_origin_logs(stack):
+    origin, url, _, ids = stack
+    path = f"{url}/images/{ids[1]}/w300.jpeg"
+    miss = get(path, **{"X-Request-Id": "client-chosen-id"})
+    hit = get(path)
+    refused = get(f"{url}/images/{ids[1]}/w301")
+    assert (miss.headers["X-Cache-Status"], hit.headers["X-Cache-Status"], refused.status_code) == ("MISS", "HIT", 400)
+    rids = [answer.headers["X-Request-Id"] for answer in (miss, hit, refused)]
+    assert all(len(rid) == 32 for rid in rids) and len(set(rids)) == 3, rids  # never the client's, never the miss's
+    deadline = time.monotonic() + 10
+    while rids[0] not in origin_request_ids(origin) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    seen = origin_request_ids(origin)
+    assert rids[0] in seen and not {rids[1], rids[2]} & seen  # only the miss reached the origin
