@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import psycopg
 import pytest
 
-from origin.ports.catalog import Content, ContentMissing, ImageRecord
+from origin.ports.catalog import Content, ContentMissing, ImageRecord, RecordMissing
 from origin.ports.catalog_postgres import PostgresCatalog
 from origin.ports.catalog_sqlite import SqliteCatalog
 from origin.wiring import open_catalog
@@ -65,6 +65,20 @@ def test_first_upload_creates_a_content_the_same_bytes_alias_it(catalog):
     assert catalog.get_content(first.id).refs == 2
     with pytest.raises(ContentMissing):
         catalog.get_content("nosuchcontent")
+
+
+def test_a_record_and_its_content_in_one_read(catalog):
+    bare = record()
+    catalog.add(bare)
+    assert catalog.get_with_content(bare.id) == (catalog.get(bare.id), None)  # not attached yet
+    first = add(catalog, "ab" * 32, width=640, height=480)
+    alias = add(catalog, "ab" * 32, owner="bob")
+    for rec in (first, alias):
+        got, content = catalog.get_with_content(rec.id)
+        assert got == catalog.get(rec.id) and content == catalog.get_content(first.id)
+        assert (content.id, content.width, content.height, content.refs) == (first.id, 640, 480, 2)
+    with pytest.raises(RecordMissing):
+        catalog.get_with_content("nosuchrecord")
 
 
 def test_concurrent_uploads_of_the_same_bytes_make_one_content(catalog):

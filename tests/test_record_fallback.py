@@ -17,6 +17,7 @@ from origin.http.images import remove_image
 from origin.ingest.originals import ingest
 from origin.ingest.validate import Limits
 from origin.pipeline import fallback
+from origin.pipeline.records import Records
 from origin.wiring import open_catalog, open_store
 from tests import images
 
@@ -27,6 +28,7 @@ class Switchable:
     def __init__(self, catalog):
         self._catalog = catalog
         self.down = False
+        self.calls: list[str] = []
 
     def __getattr__(self, name):
         attr = getattr(self._catalog, name)
@@ -34,6 +36,7 @@ class Switchable:
             return attr
 
         def call(*args, **kwargs):
+            self.calls.append(name)
             if self.down:
                 raise CatalogUnavailable("sqlite catalog: unable to open database file")
             return attr(*args, **kwargs)
@@ -57,6 +60,18 @@ def host(settings, metrics):
     Host.store, Host.catalog, Host.real, Host.metrics = store, catalog, real, metrics
     yield Host()
     real.close()
+
+
+def test_a_record_cache_miss_is_one_catalog_read(host):
+    data = images.jpeg(images.scene(640, 480))
+    first, alias = host.add(data), host.add(data)
+    records = Records(host.catalog, host.store, cache_seconds=60)
+    for image_id in (first, alias):
+        host.catalog.calls.clear()
+        served = records.get(image_id)
+        assert host.catalog.calls == ["get_with_content"]
+        assert (served.id, served.content_id, served.width, served.height) == (image_id, first, 640, 480)
+        assert served.thumbhash and records.get(image_id) is served and host.catalog.calls == ["get_with_content"]
 
 
 def test_a_ready_image_renders_while_the_catalog_is_down(host):

@@ -40,11 +40,19 @@ def served_record(catalog: Catalog, record: ImageRecord) -> ImageRecord:
     if not record.content_id:
         return record
     try:
-        return served(record, catalog.get_content(record.content_id))
-    except ContentMissing:  # never while the record exists (catalog invariant); answer as for a gone image
-        if record.content_id == record.id:
-            return record
-        raise NotFound("no such image", image_id=record.id) from None
+        content = catalog.get_content(record.content_id)
+    except ContentMissing:
+        content = None
+    return _with(record, content)
+
+
+def _with(record: ImageRecord, content: Content | None) -> ImageRecord:
+    if content is not None:
+        return served(record, content)
+    if not record.content_id or record.content_id == record.id:
+        return record
+    # a content missing is never seen while its record exists (catalog invariant): answer as for a gone image
+    raise NotFound("no such image", image_id=record.id)
 
 
 class Records:
@@ -92,12 +100,12 @@ class Records:
 
     def _from_catalog(self, image_id: str) -> ImageRecord:
         try:
-            record = self.catalog.get(image_id)
+            record, content = self.catalog.get_with_content(image_id)  # one read
         except RecordMissing:
             raise NotFound("no such image", image_id=image_id) from None
         if not record.servable:  # not cached: an approval must take effect at once
             raise NotFound("no such image", image_id=image_id)
-        return served_record(self.catalog, record)
+        return _with(record, content)
 
     def _from_fallback(self, image_id: str) -> ImageRecord:
         try:

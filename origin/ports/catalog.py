@@ -273,6 +273,11 @@ class Catalog(Protocol):
 
     def get_content(self, content_id: str) -> Content: ...
 
+    def get_with_content(self, image_id: str) -> tuple[ImageRecord, Content | None]:
+        """The record and, in the same read, its content (None when it has none: a record made
+        before contents existed, or one not yet attached)."""
+        ...
+
     def get_contents(self, content_ids) -> dict[str, Content]: ...
 
     def records_of(self, content_id: str) -> list[ImageRecord]:

@@ -29,10 +29,12 @@ from dataclasses import replace
 
 from origin.errors import CatalogUnavailable
 from origin.ports.catalog import (COLUMNS, CONTENT_COLUMNS, OPEN_MERGE_STEPS, Attached, Content, ContentMissing,
-                                  Merge, Removed, signed64, unsigned64)
+                                  Merge, RecordMissing, Removed, signed64, unsigned64)
 
 CONTENT_SELECT = ", ".join(CONTENT_COLUMNS)
 RECORD_SELECT = f"{', '.join(COLUMNS)}, seq"
+RECORD_WIDTH = len(COLUMNS) + 1
+JOINED_SELECT = ", ".join([*(f"i.{c}" for c in (*COLUMNS, "seq")), *(f"c.{c}" for c in CONTENT_COLUMNS)])
 MERGE_COLUMNS = ("id", "from_id", "into_id", "kind", "step", "created_at", "repointed_at")
 MERGE_SELECT = ", ".join(MERGE_COLUMNS)
 OPEN_STEPS_SQL = ", ".join(f"'{step}'" for step in OPEN_MERGE_STEPS)
@@ -121,6 +123,14 @@ class ContentsMixin:
         if not rows:
             raise ContentMissing(f"no content {content_id}")
         return content_from_row(rows[0])
+
+    def get_with_content(self, image_id: str):
+        rows, _ = self._exec(f"SELECT {JOINED_SELECT} FROM images i LEFT JOIN contents c ON c.id = i.content_id "
+                             "WHERE i.id = ?", (image_id,))
+        if not rows:
+            raise RecordMissing(f"no image {image_id}")
+        record, content = rows[0][:RECORD_WIDTH], rows[0][RECORD_WIDTH:]
+        return self._to_record(record), content_from_row(content) if content[0] is not None else None
 
     def get_contents(self, content_ids) -> dict[str, Content]:
         out = {}
