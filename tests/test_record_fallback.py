@@ -16,6 +16,7 @@ from origin.errors import CatalogUnavailable
 from origin.http.images import remove_image
 from origin.ingest.originals import ingest
 from origin.ingest.validate import Limits
+from origin.lifecycle import usage
 from origin.pipeline import fallback
 from origin.pipeline.records import Records
 from origin.wiring import open_catalog, open_store
@@ -59,6 +60,8 @@ def host(settings, metrics):
 
     Host.store, Host.catalog, Host.real, Host.metrics = store, catalog, real, metrics
     yield Host()
+    catalog.down = False  # a test may leave it down: the notes its renders made go out now, not at exit
+    usage.flush_all()
     real.close()
 
 

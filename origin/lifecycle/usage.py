@@ -102,9 +102,11 @@ class Usage:
 
 
 @atexit.register
-def _flush_all() -> None:  # a process that exits cleanly (gunicorn's workers do) loses nothing
+def flush_all() -> None:
+    """Every live map to the catalog: at exit (a process that exits cleanly, as gunicorn's workers do,
+    loses nothing), or before a catalog is closed under an app that is still alive."""
     for usage in list(_live):
         try:
             usage.flush()
-        except Exception:  # exiting anyway
+        except Exception:  # the others still get their turn
             log.exception("usage: the last flush failed")
