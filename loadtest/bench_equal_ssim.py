@@ -40,6 +40,8 @@ SETTINGS = {
         "effort 4, sharp YUV": dict(effort=4, smart_subsample=True),
         "effort 4, photo preset": dict(effort=4, preset="photo"),
         "effort 4, smart deblock": dict(effort=4, smart_deblock=True),
+        "picture preset, smart deblock": dict(effort=4, preset="picture", smart_deblock=True),
+        "effort 6, smart deblock": dict(effort=6, smart_deblock=True),
         "drawing preset, smart deblock": dict(effort=4, preset="drawing", smart_deblock=True),
         "icon preset, smart deblock": dict(effort=4, preset="icon", smart_deblock=True),
     }),
