@@ -361,3 +361,37 @@ def test_postgres_outage_after_start_is_unavailable_then_recovers(postgres_url):
             assert time.monotonic() < deadline, "the catalog did not recover"
     cat.close()
     proxy.cut()
+
+
+def test_postgres_back_after_a_long_outage_the_first_call_succeeds(postgres_url):
+    """While the database is away the pool's reconnect attempts back off (1 s, 2 s, 4 s, 8 s...);
+    once it is back, the next call must not wait out a long backoff and fail."""
+    info = conninfo_to_dict(postgres_url)
+    proxy = TcpProxy((info.get("host", "127.0.0.1"), int(info.get("port", 5432))))
+    cat = PostgresCatalog(make_conninfo(postgres_url, host="127.0.0.1", port=str(proxy.port)))
+    rec = record()
+    cat.add(rec)
+    proxy.cut()
+    outage = time.monotonic() + 16
+    while time.monotonic() < outage:  # calls keep coming while it is away, from several threads
+        errors = []
+
+        def call():
+            try:
+                cat.get(rec.id)
+            except CatalogUnavailable as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=call) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(errors) == 3
+        time.sleep(0.1)
+    proxy = TcpProxy(proxy.target, proxy.port)  # the database is back
+    try:
+        stored(cat, rec)  # the first call after the outage
+    finally:
+        cat.close()
+        proxy.cut()

@@ -5,6 +5,13 @@ direct connection comes first, outside the lock (threads must not queue behind a
 slow connect): it runs the schema statements, and an unreachable database fails
 then with its real reason rather than a pool timeout. Any connection failure
 surfaces as `CatalogUnavailable` naming host:port/db, never the password.
+
+A pool that times out handing out a connection is dropped. While the database is
+away the pool's reconnect attempts back off exponentially without bound (1 s, 2 s,
+4 s...), so after a long outage it could sit out a backoff longer than its timeout
+with the database already back; the next call instead starts over with a direct
+connect, which fails at once with the real reason while the database is down and
+builds a fresh pool once it is up.
 """
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from origin.errors import CatalogUnavailable
 
@@ -42,9 +49,12 @@ class LazyPool:
 
     @contextmanager
     def errors(self, what: str):
+        pool = self._pool
         try:
             yield
         except psycopg.OperationalError as exc:  # includes psycopg_pool.PoolTimeout
+            if isinstance(exc, PoolTimeout):
+                self._drop(pool)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CatalogUnavailable(f"postgres {what} {self.where}: {reason}") from exc
 
@@ -71,6 +81,15 @@ class LazyPool:
                 )
                 self._pool.open()
             return self._pool
+
+    def _drop(self, pool: ConnectionPool | None) -> None:
+        """Forget `pool` (if it is still the current one) and close it without waiting:
+        connections still in use close as they come back."""
+        with self._lock:
+            if pool is None or self._pool is not pool:
+                return
+            self._pool = None
+        threading.Thread(target=pool.close, name=f"{self.name}-close", daemon=True).start()
 
     def close(self) -> None:
         with self._lock:
