@@ -184,7 +184,7 @@ def step_moderating(pipe: Pipeline, record) -> None:
     if content is not None and content.nsfw_score is not None:
         score = content.nsfw_score  # these bytes were scored already (an alias, or a retried job)
     else:
-        source = smallest_source(pipe, served_record(pipe.catalog, record))
+        source = smallest_source(pipe, served(record, content) if content is not None else record)
         try:
             verdict = pipe.moderator.score(source)
         except ModerationFailed as exc:
