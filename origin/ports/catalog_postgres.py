@@ -120,8 +120,8 @@ class PostgresCatalog(QueriesMixin, ContentsMixin, UsageMixin):
         self._pg = LazyPool(url, SCHEMA, "imagehost-catalog", check_on_checkout=True)
         self.where = self._pg.where
 
-    def _errors(self):
-        return self._pg.errors("catalog")
+    def _errors(self, pool: ConnectionPool | None = None):
+        return self._pg.errors("catalog", pool)
 
     def _open(self) -> ConnectionPool:
         return self._pg.get("catalog")
@@ -129,7 +129,7 @@ class PostgresCatalog(QueriesMixin, ContentsMixin, UsageMixin):
     def _run(self, sql: str, params=()) -> tuple[list[tuple], int]:
         """Execute one statement; return its rows (if any) and its row count."""
         pool = self._open()
-        with self._errors(), pool.connection() as conn:
+        with self._errors(pool), pool.connection() as conn:
             cur = conn.execute(sql, params)
             rows = cur.fetchall() if cur.description is not None else []
             return rows, cur.rowcount
@@ -143,7 +143,7 @@ class PostgresCatalog(QueriesMixin, ContentsMixin, UsageMixin):
     @contextmanager
     def _tx(self):
         pool = self._open()
-        with self._errors(), pool.connection() as conn:
+        with self._errors(pool), pool.connection() as conn:
             try:
                 with conn.transaction():
                     def run(sql: str, params=()) -> tuple[list, int]:

@@ -75,8 +75,8 @@ class PostgresHashIndex:
         self.max_distance = check_max_distance(max_distance)
         self._pg = LazyPool(url, SCHEMA, "imagehost-hash-index", check_on_checkout=False)
 
-    def _errors(self):
-        return self._pg.errors("hash index")
+    def _errors(self, pool: ConnectionPool | None = None):
+        return self._pg.errors("hash index", pool)
 
     def _open(self) -> ConnectionPool:
         return self._pg.get("hash index")
@@ -87,7 +87,7 @@ class PostgresHashIndex:
         been closed by the server (restart, idle timeout) is retried once, after the
         pool has dropped its other dead connections."""
         pool = self._open()
-        with self._errors():
+        with self._errors(pool):
             for attempt in (1, 2):
                 conn = None
                 try:
@@ -108,7 +108,7 @@ class PostgresHashIndex:
         then ANALYZE so the planner keeps using the band indexes after a bulk load."""
         pool = self._open()
         count = 0
-        with self._errors(), pool.connection() as conn:
+        with self._errors(pool), pool.connection() as conn:
             with conn.transaction():
                 conn.execute(
                     "CREATE TEMP TABLE phash_stage (seq BIGINT, content_id TEXT, phash BIGINT, "

@@ -48,8 +48,8 @@ class LazyPool:
         self._lock = threading.Lock()
 
     @contextmanager
-    def errors(self, what: str):
-        pool = self._pool
+    def errors(self, what: str, pool: ConnectionPool | None = None):
+        """Connection failures as `CatalogUnavailable`; a timeout waiting on `pool` drops it."""
         try:
             yield
         except psycopg.OperationalError as exc:  # includes psycopg_pool.PoolTimeout
