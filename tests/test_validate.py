@@ -98,7 +98,7 @@ def test_over_the_size_limit_is_too_large_before_anything_else():
     lambda: heif_with_ispe(images.hevc_heic(64, 64), 50_000, 50_000),
     lambda: heif_with_ispe(avif(), 50_000, 50_000),
 ], ids=["png", "jpeg", "gif", "webp", "heic", "avif"])
-def test_a_pixel_bomb_is_refused_in_milliseconds_without_decoding(make):
+def test_a_pixel_bomb_is_refused_without_decoding(make):
     data = make()
     validate(images.jpeg(), LIMITS)  # warm up imports and libvips
     tracemalloc.start()
@@ -108,7 +108,8 @@ def test_a_pixel_bomb_is_refused_in_milliseconds_without_decoding(make):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert err.reason in ("too_many_pixels", "side_too_long"), err.message
-    assert elapsed < 0.05, f"{elapsed * 1000:.1f} ms"
+    # a few ms here; decoding 2.5 Gpx would take a minute: the bound leaves room for a busy machine
+    assert elapsed < 0.5, f"{elapsed * 1000:.1f} ms"
     assert peak < 1_000_000  # nothing near 50k x 50k was allocated
 
 
