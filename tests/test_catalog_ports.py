@@ -338,13 +338,19 @@ class TcpProxy:
             sock.close()
 
 
-def test_postgres_outage_after_start_is_unavailable_then_recovers(postgres_url):
-    """The pool's path: connections already open when the database goes away."""
+def relayed_catalog(postgres_url: str) -> tuple[TcpProxy, PostgresCatalog, ImageRecord]:
+    """A catalog reaching PostgreSQL through a relay a test can cut, holding one record."""
     info = conninfo_to_dict(postgres_url)
     proxy = TcpProxy((info.get("host", "127.0.0.1"), int(info.get("port", 5432))))
     cat = PostgresCatalog(make_conninfo(postgres_url, host="127.0.0.1", port=str(proxy.port)))
     rec = record()
     cat.add(rec)
+    return proxy, cat, rec
+
+
+def test_postgres_outage_after_start_is_unavailable_then_recovers(postgres_url):
+    """The pool's path: connections already open when the database goes away."""
+    proxy, cat, rec = relayed_catalog(postgres_url)
     proxy.cut()
     for _ in range(2):
         started = time.monotonic()
@@ -366,11 +372,7 @@ def test_postgres_outage_after_start_is_unavailable_then_recovers(postgres_url):
 def test_postgres_back_after_a_long_outage_the_first_call_succeeds(postgres_url):
     """While the database is away the pool's reconnect attempts back off (1 s, 2 s, 4 s, 8 s...);
     once it is back, the next call must not wait out a long backoff and fail."""
-    info = conninfo_to_dict(postgres_url)
-    proxy = TcpProxy((info.get("host", "127.0.0.1"), int(info.get("port", 5432))))
-    cat = PostgresCatalog(make_conninfo(postgres_url, host="127.0.0.1", port=str(proxy.port)))
-    rec = record()
-    cat.add(rec)
+    proxy, cat, rec = relayed_catalog(postgres_url)
     proxy.cut()
     outage = time.monotonic() + 16
     while time.monotonic() < outage:  # calls keep coming while it is away, from several threads
