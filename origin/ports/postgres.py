@@ -11,7 +11,9 @@ away the pool's reconnect attempts back off exponentially without bound (1 s, 2 
 4 s...), so after a long outage it could sit out a backoff longer than its timeout
 with the database already back; the next call instead starts over with a direct
 connect, which fails at once with the real reason while the database is down and
-builds a fresh pool once it is up.
+builds a fresh pool once it is up. A pool that timed out because every connection
+was busy is replaced too: its connections close as their callers give them back, so
+the connections open stay bounded by the threads holding them.
 """
 from __future__ import annotations
 
