@@ -146,6 +146,8 @@ def render(settings, options: EdgeOptions) -> Path:
         "max_body": str(options.max_body or settings.max_upload_bytes),
         "variant_path": allowlist.variant_path(settings.widths, settings.thumb_sizes,
                                                presets=settings.named_presets.names),
+        "refusal_map": allowlist.nginx_refusal_map(allowlist.refusals(settings.widths, settings.thumb_sizes,
+                                                                        presets=settings.named_presets.names)),
         "accept_class_map": negotiation.nginx_accept_map(),
         "format_class_map": negotiation.nginx_class_maps()[0],
         "origin_accept_map": negotiation.nginx_class_maps()[1],

@@ -69,6 +69,8 @@ def render_vcl(settings, origin: str, path: Path) -> Path:
         "accept_class_chain": negotiation.vcl_accept_chain(),
         "variant_path": allowlist.variant_path(settings.widths, settings.thumb_sizes,
                                                presets=settings.named_presets.names),
+        "refusal_chain": allowlist.vcl_refusal_chain(allowlist.refusals(settings.widths, settings.thumb_sizes,
+                                                                        presets=settings.named_presets.names)),
         "preset_hash": presets.vcl_hash(settings.named_presets),
         "auto_url": hints.AUTO_URL,
         "hint_width": hints.vcl_recv_hints(settings.widths, settings.auto_width),

@@ -75,8 +75,9 @@ def test_referer_checked_on_hits(stack):
     path = f"{url}/images/{ids[0]}/w150.webp"
     assert get(path, Referer="https://good.example/").headers["X-Cache-Status"] == "MISS"
     assert get(path).headers["X-Cache-Status"] == "HIT"
-    refused = get(path, Referer="https://evil.test/")
+    refused = get(path, Referer="https://evil.test/", **{"X-Error-Fields": ',"injected":1'})
     assert refused.status_code == 403 and refused.json()["error"] == "hotlink_refused"
+    assert "injected" not in refused.json()  # a refusal's fields come from the VCL alone
 
 
 def test_ban_purge(stack):
@@ -144,11 +145,14 @@ def test_the_vcl_hashes_a_presets_digest(tmp_path):
 
 
 @pytest.mark.parametrize("variant", ["w0300.webp", "w301", "sq2400.webp", "w300.tiff", "w300%0A", "poster",
-                                     "poster.webp", "card.bmp", "card.", "Card"])
+                                     "poster.webp", "card.bmp", "card.", "Card", "sm0", "w601.avif"])
 def test_urls_off_the_allow_list_are_refused_at_the_edge(stack, variant):
     origin, url, signed_url, ids = stack
     answer = get(f"{url}/images/{ids[0]}/{variant}")
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_request", answer.text
+    direct, said = get(f"{origin.url}/images/{ids[0]}/{variant}").json(), answer.json()
+    assert said == {key: direct[key] for key in said}, (said, direct)  # in the origin's words and lists
+    assert said.keys() | {"variant"} >= direct.keys(), (said, direct)
     assert get(f"{url}/images/{ids[0]}/w300.webp").status_code == 200
 
 
