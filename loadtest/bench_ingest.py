@@ -3,7 +3,7 @@
 Starts the origin on the embedded defaults with its in-process workers, real clamd
 (the project's signatures, warmed by one scan first) and the real default moderation model (open_nsfw).
 
-    latency      a 12 MP JPEG and a 12 MP HEVC HEIC uploaded one at a time, `--runs` each:
+    latency      a 12 MP JPEG, a 12 MP HEVC HEIC and a 12 MP JPEG XL uploaded one at a time, `--runs` each:
                  the time from the start of the upload to `ready` (validation, scan,
                  moderation, metadata, hashes, intermediates, the twelve eager thumbnails)
     throughput   `--burst` distinct uploads of each kind sent 4 at a time: uploads per
@@ -44,11 +44,14 @@ CORES = os.cpu_count() or 2
 SEED_RATE = 500  # uploads per second the seed asks of the fleet
 
 
-def twelve_megapixels(count: int) -> tuple[list[bytes], list[bytes]]:
-    """`count` distinct JPEGs and HEICs of the same 12 MP photo (other qualities, other bytes),
-    so every upload is new content: dedup would otherwise skip the work being measured."""
+def twelve_megapixels(count: int) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """`count` distinct JPEGs, HEICs and JPEG XLs (libjxl effort 3) of the same 12 MP photo (other
+    qualities, other bytes), so every upload is new content: dedup would otherwise skip the work
+    being measured."""
     import pillow_heif
     from PIL import Image
+
+    from origin.pipeline import jxl
 
     photo = pyvips.Image.thumbnail(str(BIG_PHOTO), 4620).copy_memory()  # 4620 × 2598 ≈ 12.0 MP
     jpegs = [photo.jpegsave_buffer(Q=90 - i) for i in range(count)]
@@ -57,7 +60,8 @@ def twelve_megapixels(count: int) -> tuple[list[bytes], list[bytes]]:
         out = io.BytesIO()
         pillow_heif.from_pillow(Image.open(io.BytesIO(jpeg))).save(out, format="HEIF", quality=80 - i)
         heics.append(out.getvalue())
-    return jpegs, heics
+    jxls = [jxl.encode(photo, 90 - i, effort=3) for i in range(count)]
+    return jpegs, heics, jxls
 
 
 def measure(base: str, blobs: list[bytes], name: str) -> list[float]:
@@ -88,7 +92,7 @@ def sustained(base: str, blobs: list[bytes], name: str, senders: int = 4) -> flo
     return len(blobs) / elapsed
 
 
-def limits(jpeg: bytes, heic: bytes, sock: str, tmp: str, repeat: int = 3) -> dict:
+def limits(samples: dict[str, bytes], sock: str, tmp: str, repeat: int = 3) -> dict:
     """{kind: {stage: median CPU seconds}} for one upload of each kind, in this process."""
     from loadtest.ingest_stages import stage_costs
     from origin.ports.scanner_clamd import ClamdScanner
@@ -99,7 +103,7 @@ def limits(jpeg: bytes, heic: bytes, sock: str, tmp: str, repeat: int = 3) -> di
     scanner, moderator = ClamdScanner(sock), open_moderator(settings.moderation).load()  # the default model
     store = LocalStore(settings.store_dir)
     out = {}
-    for kind, data in (("12 MP JPEG", jpeg), ("12 MP HEVC HEIC", heic)):
+    for kind, data in samples.items():
         runs = [stage_costs(data, settings, scanner, moderator, store, sock) for _ in range(repeat)]
         out[kind] = {stage: statistics.median(r[stage] for r in runs) for stage in runs[0]}
     return out
@@ -110,7 +114,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--burst", type=int, default=12)
     args = parser.parse_args()
-    jpegs, heics = twelve_megapixels(args.runs + args.burst + 1)
+    jpegs, heics, jxls = twelve_megapixels(args.runs + args.burst + 1)
+    kinds = {"12 MP JPEG": (jpegs, "photo.jpg"), "12 MP HEVC HEIC": (heics, "photo.heic"),
+             "12 MP JPEG XL": (jxls, "photo.jxl")}
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         clamd = Settings(data_dir=Path(tmp) / "clamd")
         sock = ensure_clamd(clamd)
@@ -121,13 +127,12 @@ def main() -> int:
             server = start_origin(Path(tmp) / "var", env)
             measure(server.url, jpegs[-1:], "warm-up.jpg")  # loads the model, warms clamd
             runs, burst = slice(0, args.runs), slice(args.runs, args.runs + args.burst)
-            rows = [("12 MP JPEG", len(jpegs[0]), measure(server.url, jpegs[runs], "photo.jpg")),
-                    ("12 MP HEVC HEIC", len(heics[0]), measure(server.url, heics[runs], "photo.heic"))]
-            rates = {"12 MP JPEG": sustained(server.url, jpegs[burst], "burst.jpg"),
-                     "12 MP HEVC HEIC": sustained(server.url, heics[burst], "burst.heic")}
+            rows = [(kind, len(blobs[0]), measure(server.url, blobs[runs], name))
+                    for kind, (blobs, name) in kinds.items()]
+            rates = {kind: sustained(server.url, blobs[burst], "burst-" + name) for kind, (blobs, name) in kinds.items()}
             stop(server.proc)
             server = None
-            stages = limits(jpegs[-1], heics[-1], sock, tmp)
+            stages = limits({kind: blobs[-1] for kind, (blobs, _) in kinds.items()}, sock, tmp)
         finally:
             if server is not None:
                 stop(server.proc)

@@ -1,7 +1,8 @@
 """The cost of each ingest stage on one core: the pipeline's own functions, one after the other, on one upload.
 
 What the worker does to an upload, in its order (origin/ingest/worker.py): SHA-256, the header
-checks, the one decode (into the largest intermediate; HEIC: pillow-heif's decode and the master),
+checks, the one decode (into the largest intermediate; HEIC and JPEG XL: pillow-heif's or libjxl's decode
+and the master),
 the intermediates, the malware scan (clamd, INSTREAM), moderation (the default model on the smallest
 intermediate), metadata, the pHash, each eager thumbnail, and the store writes. The sum is the
 CPU an upload costs; `cores / sum` uploads per second is the pipeline's limit on this machine.
@@ -58,7 +59,7 @@ def stage_costs(data: bytes, settings: Settings, scanner, moderator, store, clam
     checked = _timed(costs, "header checks", lambda: validate(data, limits, decode=False))
     fmt = checked.fmt
     if fmt in originals.NEEDS_MASTER:
-        decoded = _timed(costs, "decode (pillow-heif) + master + intermediates",
+        decoded = _timed(costs, "decode (pillow-heif, libjxl) + master + intermediates",
                          lambda: originals.prepare(data, fmt, sizes))
     else:
         checked = _timed(costs, "decode (the one full decode)", lambda: validate(

@@ -27,8 +27,9 @@ FORMATS: dict[str, Format] = {
     )
 }
 
-# sources libvips cannot decode itself (HEVC-coded HEIC): decoded once at ingest into a master
-NEEDS_MASTER = frozenset({"heic"})
+# sources libvips cannot decode itself (HEVC-coded HEIC; JPEG XL, which pyvips-binary's libvips
+# lacks): decoded once at ingest into a master
+NEEDS_MASTER = frozenset({"heic", "jxl"})
 
 OUTPUT_FORMATS = tuple(name for name, f in FORMATS.items() if f.output)
 

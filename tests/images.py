@@ -117,3 +117,29 @@ def size(data: bytes) -> tuple[int, int]:
 
 def pixel(data: bytes, x: int, y: int) -> list[float]:
     return pyvips.Image.new_from_buffer(data, "").getpoint(x, y)
+
+
+def jxl(width: int = 640, height: int = 480, alpha: bool = False) -> bytes:
+    """The scene as a JPEG XL codestream (libjxl through imagecodecs); with alpha, png_with_alpha's picture."""
+    import imagecodecs
+    import numpy as np
+
+    picture = Image.open(io.BytesIO(png_with_alpha(width, height))) if alpha else scene(width, height)
+    return bytes(imagecodecs.jpegxl_encode(np.asarray(picture), level=90, effort=3))
+
+
+def jxl_from_jpeg(data: bytes) -> bytes:
+    """libjxl's lossless recompression of a JPEG: a container with jxlp codestream boxes, the JPEG
+    reconstruction data and the JPEG's Exif, Brotli-compressed in a brob box."""
+    import imagecodecs
+
+    return bytes(imagecodecs.jpegxl_encode_jpeg(data))
+
+
+def jxl_declaring(width: int, height: int) -> bytes:
+    """A JPEG XL codestream whose SizeHeader declares width x height (30-bit sides), then junk."""
+    fields = [(0, 1), (3, 2), (height - 1, 30), (0, 3), (3, 2), (width - 1, 30), (1, 1)]  # ..., all_default
+    value, pos = 0, 0
+    for field, bits in fields:
+        value, pos = value | field << pos, pos + bits
+    return b"\xff\x0a" + value.to_bytes((pos + 7) // 8, "little") + b"\0" * 200

@@ -11,6 +11,7 @@ from origin.app import create_app
 from origin.errors import UnsupportedImage
 from origin.ingest.originals import ingest
 from origin.ingest.validate import Limits
+from origin.pipeline import jxl
 from origin.wiring import open_catalog, open_store
 from tests import images
 
@@ -191,6 +192,19 @@ def test_hevc_heic_is_served_from_its_master(host):
     original = host.client.simulate_get(f"/images/{image_id}/original")
     assert original.headers["content-type"] == "image/jpeg"
     assert images.size(original.content) == (640, 480)
+
+
+def test_jpeg_xl_is_served_from_its_master(host):
+    data = images.jxl(300, 200, alpha=True)
+    image_id = host.add(data)
+    assert host.store.get(f"images/{image_id}/source.jxl") == data  # the untouched original is kept
+    assert host.store.exists(f"images/{image_id}/master.png")  # alpha: a PNG master
+    resp = host.client.simulate_get(f"/images/{image_id}/w150.png")
+    assert resp.headers["content-type"] == "image/png" and images.size(resp.content) == (150, 100)
+    assert images.pixel(resp.content, 2, 2)[3] == 0 and images.pixel(resp.content, 75, 50)[3] == 255
+    original = host.client.simulate_get(f"/images/{image_id}/original")
+    assert original.headers["content-type"] == "image/jxl"
+    assert jxl.decode(original.content).shape == (200, 300, 4)
 
 
 def test_ingest_refuses_what_is_not_an_image(host):

@@ -5,7 +5,7 @@ runs many more, with fresh randomness).
                      is the one canonical spelling, and the edge's allow-list agrees with it
     Accept           the origin's rule and the edge's patterns pick the same class for any header
     signatures       no forgery is accepted, garbage is a SignatureRefused, never another exception
-    header parsers   mutated real headers (JPEG, PNG, GIF, WebP, HEIC, AVIF): a result or the typed
+    header parsers   mutated real headers (JPEG, PNG, GIF, WebP, HEIC, AVIF, JPEG XL): a result or the typed
                      refusal, never another exception, never a hang past a bound
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from edge import allowlist, negotiation
 from origin import presets
-from origin.errors import InvalidRequest
+from origin.errors import InvalidRequest, UnsupportedImage
+from origin.ingest import originals
 from origin.formats import OUTPUT_FORMATS
 from origin.ingest.validate import Limits, Rejected, Validated, validate
 from origin.keys import check_id
@@ -206,12 +207,15 @@ def seeds() -> dict[str, bytes]:
         "webp_animated": frames.webpsave_buffer(Q=60),
         "heic": images.hevc_heic(128, 96),
         "avif": scene.heifsave_buffer(compression="av1", effort=0, Q=40),
+        "jxl": images.jxl(96, 64),
+        "jxl_container": images.jxl_from_jpeg(images.jpeg(images.scene(96, 64))),
     }
 
 
 @st.composite
-def mutated(draw):
-    name = draw(st.sampled_from(sorted(seeds())))
+def mutated(draw, kinds: str = ""):
+    """A seed whose name starts with `kinds` (any seed: ""), mutated near its start."""
+    name = draw(st.sampled_from(sorted(n for n in seeds() if n.startswith(kinds))))
     data = bytearray(seeds()[name])
     reach = min(len(data), 600)  # the header lives in the first bytes: mutate there mostly
     for _ in range(draw(st.integers(0, 8))):
@@ -249,6 +253,25 @@ def test_header_parsers_answer_a_result_or_the_typed_refusal(case):
     assert isinstance(result, Validated)
     assert 0 < result.width and 0 < result.height and result.width * result.height <= LIMITS.max_pixels
     assert 1 <= result.frames <= LIMITS.max_frames
+
+
+@FUZZ
+@given(case=mutated("jxl"))
+def test_a_damaged_jpeg_xl_makes_a_master_or_a_typed_refusal(case):
+    """libjxl's decode (the master, originals.prepare) on what passed the header checks: a master of the
+    declared size, or UnsupportedImage; never another exception, never a hang."""
+    _, data = case
+    try:
+        checked = validate(data, LIMITS, decode=False)
+    except Rejected:
+        return
+    with bounded(5.0):
+        try:
+            decoded = originals.prepare(data, checked.fmt)
+        except UnsupportedImage:
+            return
+    assert {decoded.header.width, decoded.header.height} == {checked.width, checked.height}
+    assert decoded.master
 
 
 def test_the_seeds_themselves_validate():

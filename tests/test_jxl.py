@@ -90,6 +90,26 @@ def test_a_profiled_picture_is_converted_to_srgb():
     assert abs(raw - want).max() > 5, "the profile changes the pixels: the conversion did something"
 
 
+def test_exif_comes_from_the_container_and_a_brotli_bomb_is_only_missing_metadata():
+    import tracemalloc
+
+    import imagecodecs
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.load(jxl.exif(images.jxl_from_jpeg(images.gps_jpeg())))  # libjxl's brob box, Brotli-compressed
+    assert exif[0x010F] == "ImagehostCam" and exif.get_ifd(0x8825)
+    assert jxl.exif(images.jxl()) is None  # a bare codestream has no boxes
+    signature = images.jxl_from_jpeg(images.jpeg())[:32]  # JXL signature and ftyp boxes
+    bomb = imagecodecs.brotli_encode(b"\0\0\0\0" + b"\0" * (50 << 20))
+    box = (8 + 4 + len(bomb)).to_bytes(4, "big") + b"brobExif" + bytes(bomb)
+    tracemalloc.start()
+    assert jxl.exif(signature + box) is None
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 * jxl.EXIF_MAX, peak  # never near the 50 MB it would inflate to
+
+
 def test_jxl_is_chosen_only_when_named():
     assert choose(ACCEPT_JXL, False) == "jxl" == negotiation.format_class(ACCEPT_JXL)
     assert choose("image/jxl", True) == "jxl"

@@ -78,12 +78,27 @@ def test_heic_from_a_phone(host):
     assert resp.headers["Content-Type"] == "image/webp" and images.size(resp.content) == (600, 450)
 
 
+def test_jpeg_xl_with_exif_and_gps(host):
+    photo = images.jxl_from_jpeg(images.gps_jpeg())  # the JPEG's Exif rides along, Brotli-compressed
+    target = upload(host.url, photo, filename="holiday.jxl", content_type="image/jxl")
+    info = wait_state(host.url, target["id"])
+    assert info["state"] == "ready" and info["content_type"] == "image/jxl", info
+    meta = info["metadata"]
+    assert (meta["format"], meta["camera_make"], meta["gps_present"]) == ("jxl", "ImagehostCam", True)
+    public = requests.get(info["urls"]["widths"]["w300"], headers={"Accept": "image/webp"}, timeout=30)
+    assert public.headers["Content-Type"] == "image/webp" and images.size(public.content) == (300, 225)
+    assert not images.has_gps(public.content) and images.metadata_fields(public.content) == []
+    assert requests.get(info["urls"]["download"], headers=auth(), timeout=30).content == photo
+
+
 @pytest.mark.parametrize("name, data, reason", [
     ("wrong magic bytes", b"MZ\x90\x00" + b"\0" * 4000, "unsupported_type"),
     ("php in a JPEG comment", jpeg_with_comment(b'<?php system($_GET["c"]); ?>'), "malware"),
     ("EICAR", images.jpeg() + EICAR, "malware"),
     ("truncated JPEG", images.jpeg()[:3000], "corrupt"),
     ("truncated HEIC", images.hevc_heic()[:-5000], "corrupt"),
+    ("truncated JPEG XL", images.jxl()[:-3000], "corrupt"),
+    ("50k x 50k JPEG XL", images.jxl_declaring(50_000, 50_000), "too_many_pixels"),
     ("50k x 50k PNG", bomb_png(), "too_many_pixels"),
     ("GIF with too many frames", images.animated_gif(frames=25), "too_many_frames"),
 ])

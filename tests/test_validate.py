@@ -97,7 +97,8 @@ def test_over_the_size_limit_is_too_large_before_anything_else():
     lambda: webp_canvas(16_384, 16_384),
     lambda: heif_with_ispe(images.hevc_heic(64, 64), 50_000, 50_000),
     lambda: heif_with_ispe(avif(), 50_000, 50_000),
-], ids=["png", "jpeg", "gif", "webp", "heic", "avif"])
+    lambda: images.jxl_declaring(50_000, 50_000),
+], ids=["png", "jpeg", "gif", "webp", "heic", "avif", "jxl"])
 def test_a_pixel_bomb_is_refused_without_decoding(make):
     data = make()
     validate(images.jpeg(), LIMITS)  # warm up imports and libvips
@@ -161,6 +162,7 @@ def valid_samples() -> dict[str, bytes]:
     return {
         "jpeg": images.jpeg(), "png": images.png_with_alpha(), "gif": images.animated_gif(),
         "webp": vips(images.jpeg()).webpsave_buffer(), "heic": images.hevc_heic(320, 240), "avif": avif(),
+        "jxl": images.jxl(320, 240), "jxl container": images.jxl_from_jpeg(images.jpeg()),
     }
 
 
@@ -197,6 +199,9 @@ def test_truncated_or_damaged_files_are_always_rejected_never_crash():
     ("heic", lambda: images.hevc_heic(), (640, 480, 1, False)),
     ("avif", lambda: avif(), (640, 480, 1, False)),
     ("avif", lambda: avif(images.png_with_alpha()), (300, 200, 1, True)),
+    ("jxl", lambda: images.jxl(), (640, 480, 1, False)),
+    ("jxl", lambda: images.jxl(300, 200, alpha=True), (300, 200, 1, True)),
+    ("jxl", lambda: images.jxl_from_jpeg(images.jpeg()), (640, 480, 1, False)),  # a container, jxlp boxes
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_valid_images_give_their_dimensions_and_frames(fmt, make, expected):
     checked = validate(make(), LIMITS)
@@ -215,6 +220,29 @@ def test_heic_with_alpha_and_a_phone_sized_heic():
     assert (checked.fmt, checked.width, checked.height, checked.has_alpha) == ("heic", 300, 200, True)
     big = validate(images.hevc_heic(1024, 768), LIMITS)
     assert (big.width, big.height, big.frames) == (1024, 768, 1)
+
+
+@pytest.mark.parametrize("kind", ["rgb", "rgba", "grey", "grey+alpha", "16-bit", "16-bit rgba", "float",
+                                  "animated rgba"])
+def test_the_jxl_header_reader_agrees_with_libjxl(kind):
+    """Sizes coded every way the SizeHeader has (multiples of 8, each aspect ratio it names, 9 to 30-bit
+    sides), and alpha from the first extra channel, against what libjxl decodes."""
+    import imagecodecs
+    import numpy as np
+
+    shapes = {"rgb": (3,), "rgba": (4,), "grey": (), "grey+alpha": (2,), "16-bit": (3,), "16-bit rgba": (4,),
+              "float": (3,), "animated rgba": (4,)}
+    dtype = np.uint16 if kind.startswith("16") else np.float32 if kind == "float" else np.uint8
+    sizes = [(1, 1), (8, 8), (16, 8), (1920, 1080), (1200, 900), (1200, 800), (1000, 800), (800, 400), (640, 512),
+             (7, 300), (257, 255), (4000, 3), (3, 4000), (600, 500), (513, 1025), (9000, 2), (1234, 5)]
+    for width, height in sizes:
+        pixels = np.zeros(((2,) if kind.startswith("animated") else ()) + (height, width) + shapes[kind], dtype)
+        data = bytes(imagecodecs.jpegxl_encode(pixels, level=50, effort=1))
+        checked = validate(data, Limits(max_side=10_000), decode=False)
+        decoded = imagecodecs.jpegxl_decode(data, index=0)
+        alpha = decoded.ndim == 3 and decoded.shape[2] in (2, 4)
+        assert (checked.width, checked.height, checked.has_alpha) == (decoded.shape[1], decoded.shape[0], alpha), \
+            (kind, width, height)
 
 
 def test_apng_frames_come_from_its_header():
@@ -246,6 +274,7 @@ def test_a_declared_type_or_name_that_differs_is_noted_not_trusted():
     assert validate(jpeg, LIMITS, declared_type="image/jpg; charset=binary", filename="a.jpeg").mismatch is None
     assert validate(jpeg, LIMITS, declared_type="application/octet-stream", filename="noext").mismatch is None
     assert validate(images.hevc_heic(64, 64), LIMITS, declared_type="image/heif", filename="IMG_1.HEIC").mismatch is None
+    assert validate(images.jxl(64, 64), LIMITS, declared_type="image/jxl", filename="a.jxl").mismatch is None
 
 
 def test_limits_come_from_settings_and_reasons_are_closed():

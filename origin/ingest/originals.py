@@ -1,9 +1,10 @@
 """Store an original: sniff, read its header, check it decodes, keep it, record it.
 
-Phone HEIC is HEVC-coded and libvips' own libheif cannot decode HEVC, so such a
-file is decoded once here with pillow-heif into a high-quality master (JPEG q95
-4:4:4, or PNG when it has alpha) that every later render starts from; the
-untouched original is kept beside it.
+Phone HEIC is HEVC-coded and libvips' own libheif cannot decode HEVC, and
+pyvips-binary's libvips has no JPEG XL loader, so such a file is decoded once
+here (pillow-heif; imagecodecs' libjxl, its first frame) into a high-quality
+master (JPEG q95 4:4:4, or PNG when it has alpha) that every later render starts
+from; the untouched original is kept beside it.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from origin.errors import UnsupportedImage
 from origin.formats import FORMATS, NEEDS_MASTER
 from origin.ingest.dedup import count_duplicate
 from origin.ingest.sniff import sniff
-from origin.ingest.validate import Limits, Rejected, validate
-from origin.pipeline import fallback, placeholders, sources
+from origin.ingest.validate import Limits, Rejected, coded_size, validate
+from origin.pipeline import fallback, jxl, placeholders, sources
 from origin.pipeline.records import served_record
 from origin.ports.catalog import Catalog, Content, ImageRecord
 from origin.ports.store import Store
@@ -44,7 +45,7 @@ class Decoded:
 
 
 def gets_master(data: bytes) -> bool:
-    """HEIC is decoded once, into its master, which is its decode check too."""
+    """HEIC and JPEG XL are decoded once, into their master, which is their decode check too."""
     try:
         return sniff(data[:64]) in NEEDS_MASTER
     except UnsupportedImage:
@@ -87,6 +88,8 @@ def prepare(data: bytes, fmt: str, sizes: tuple[int, ...] = (), decoded=None) ->
     the render intermediate where one pays, from `decoded` (validate's decode, upright) or the master.
 
     Call it on bytes that passed `validate` (which already proved they decode)."""
+    if fmt == "jxl":
+        return _jxl_master(data, sizes)
     if fmt in NEEDS_MASTER:
         return _heif_master(data, sizes)
     header = read_header(data, fmt)
@@ -116,6 +119,25 @@ def _heif_master(data: bytes, sizes: tuple[int, ...] = ()) -> Decoded:
         upright = sources.from_pillow(image).thumbnail_image(box, height=box, size="down")
         made = sources.rungs(upright, _picture(header), sizes)
     return Decoded(header, out.getvalue(), made)
+
+
+def _jxl_master(data: bytes, sizes: tuple[int, ...] = ()) -> Decoded:
+    coded = coded_size(data, "jxl")
+    try:
+        image = jxl.first_frame(data)
+    except Exception as exc:  # imagecodecs raises its own JpegxlError, or ValueError
+        raise UnsupportedImage(f"the jxl data does not decode: {exc}") from None
+    if {image.width, image.height} != set(coded):  # the same, or turned by its orientation
+        raise UnsupportedImage(f"the jxl data decodes to {image.width} x {image.height}, its header says "
+                               f"{coded[0]} x {coded[1]}")
+    has_alpha = image.hasalpha()
+    master = (image.pngsave_buffer(compression=1) if has_alpha
+              else image.jpegsave_buffer(Q=95, subsample_mode="off"))
+    header = Header("jxl", image.width, image.height, has_alpha, 1)
+    box = sources.intermediate_box(sizes, image.width, image.height, 1)
+    made = sources.rungs(image.thumbnail_image(box, height=box, size="down"), _picture(header), sizes) \
+        if box is not None else {}
+    return Decoded(header, master, made)
 
 
 def store_decoded(store: Store, content_id: str, decoded: Decoded, alias: bool) -> None:

@@ -19,6 +19,7 @@ from PIL import Image
 
 from origin import keys
 from origin.formats import FORMATS
+from origin.pipeline import jxl
 from origin.pipeline.render import Encoding, RenderOptions, colour, encode, render
 
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
@@ -31,6 +32,8 @@ def exif_bytes(data: bytes, fmt: str) -> bytes | None:
         import pillow_heif
 
         return pillow_heif.open_heif(io.BytesIO(data)).info.get("exif")
+    if fmt == "jxl":
+        return jxl.exif(data)
     image = pyvips.Image.new_from_buffer(data, "")
     return image.get("exif-data") if image.get_typeof("exif-data") else None
 

@@ -24,14 +24,14 @@ import pyvips
 from origin.errors import InvalidRequest, UnsupportedImage
 from origin.formats import FORMATS
 from origin.ingest.sniff import sniff
-from origin.pipeline import sources
+from origin.pipeline import jxl, sources
 
 REASONS = ("unsupported_type", "too_large", "too_many_pixels", "side_too_long", "too_many_frames", "corrupt",
            "malware")
 _MIME_ALIASES = {"image/jpg": "jpeg", "image/pjpeg": "jpeg", "image/x-png": "png", "image/heif": "heic",
                  "image/heic-sequence": "heic", "image/heif-sequence": "heic", "image/avif-sequence": "avif"}
 _EXTENSIONS = {"jpg": "jpeg", "jpeg": "jpeg", "jpe": "jpeg", "jfif": "jpeg", "png": "png", "gif": "gif",
-               "webp": "webp", "heic": "heic", "heif": "heic", "hif": "heic", "avif": "avif"}
+               "webp": "webp", "heic": "heic", "heif": "heic", "hif": "heic", "avif": "avif", "jxl": "jxl"}
 _GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
 
 
@@ -63,7 +63,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class Validated:
-    fmt: str  # jpeg | png | gif | webp | heic | avif
+    fmt: str  # jpeg | png | gif | webp | heic | avif | jxl
     width: int
     height: int
     frames: int
@@ -94,7 +94,7 @@ def validate(data: bytes, limits: Limits, declared_type: str | None = None, file
     """Check `data` against `limits` from its header, then prove it decodes.
 
     `decode=False` leaves the decode to the caller, who will decode anyway (the
-    HEIC master): it must then raise Rejected("corrupt") itself when that fails.
+    HEIC or JPEG XL master): it must then raise Rejected("corrupt") itself when that fails.
     `decode_box(width, height, frames) -> int | None`: decode into that long side and keep it
     (`Validated.decoded`, upright: the one decode the render intermediate is made from)."""
     if len(data) > limits.max_bytes:
@@ -115,6 +115,12 @@ def validate(data: bytes, limits: Limits, declared_type: str | None = None, file
         decoded = _decode_check(data, fmt, header, limits, box)
     return Validated(fmt, header.width, header.height, header.frames, header.has_alpha,
                      _mismatch(fmt, declared_type, filename), decoded)
+
+
+def coded_size(data: bytes, fmt: str) -> tuple[int, int]:
+    """Width and height as the header of `data` (already validated as `fmt`) declares them."""
+    header = _PARSERS[fmt](memoryview(data).toreadonly(), Limits())
+    return header.width, header.height
 
 
 def _check_limits(h: _Header, limits: Limits) -> None:
@@ -146,6 +152,12 @@ def _decode_check(data: bytes, fmt: str, header: _Header, limits: Limits, box: i
             _check_limits(_Header(*heif.size, frames=len(heif)), limits)
             _ = heif.data  # decodes the primary image
             return
+        if fmt == "jxl":  # pyvips-binary's libvips has no JPEG XL loader: libjxl (imagecodecs), first frame
+            image = jxl.first_frame(data)
+            if {image.width, image.height} != {header.width, header.height}:
+                raise Rejected("corrupt", f"the jxl data decodes to {image.width} x {image.height}, its header "
+                               f"says {header.width} x {header.height}")
+            return image.thumbnail_image(box, height=box, size="down").copy_memory() if box is not None else None
         image = pyvips.Image.new_from_buffer(data, "", access="sequential")
         pages = image.get("n-pages") if image.get_typeof("n-pages") else 1
         height = image.get("page-height") if pages > 1 and image.get_typeof("page-height") else image.height
@@ -156,7 +168,7 @@ def _decode_check(data: bytes, fmt: str, header: _Header, limits: Limits, box: i
         pyvips.Image.thumbnail_buffer(data, 64, option_string=options).avg()
     except Rejected:
         raise
-    except Exception as exc:  # pyvips.Error, or pillow-heif's plain ValueError/RuntimeError
+    except Exception as exc:  # pyvips.Error, pillow-heif's plain ValueError/RuntimeError, imagecodecs' errors
         text = getattr(exc, "detail", None) or str(exc)
         first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
         raise Rejected("corrupt", f"the {fmt} data does not decode: {first}") from None
@@ -402,4 +414,99 @@ def _properties(b, start, end):
     return props, assoc
 
 
-_PARSERS = {"png": _png, "gif": _gif, "jpeg": _jpeg, "webp": _webp, "heic": _heif, "avif": _heif}
+# --- JPEG XL: the codestream's SizeHeader (ISO/IEC 18181-1 D.2), bare or in the container's jxlc/jxlp boxes
+
+JXL_RATIOS = {1: (1, 1), 2: (12, 10), 3: (4, 3), 4: (3, 2), 5: (16, 9), 6: (5, 4), 7: (2, 1)}
+# U32 fields: four (bits, offset) distributions chosen by a 2-bit selector; 0 bits: the offset alone
+JXL_SIZE = ((9, 1), (13, 1), (18, 1), (30, 1))
+JXL_PREVIEW_DIV8 = ((0, 16), (0, 32), (5, 1), (9, 33))
+JXL_PREVIEW = ((6, 1), (8, 65), (10, 321), (12, 1345))
+JXL_TICKS = (((0, 100), (0, 1000), (10, 1), (30, 1)), ((0, 1), (0, 1001), (8, 1), (10, 1)))
+JXL_LOOPS = ((0, 0), (3, 0), (16, 0), (32, 0))
+JXL_BITS = ((0, 8), (0, 10), (0, 12), (6, 1))
+JXL_FLOAT_BITS = ((0, 32), (0, 16), (0, 24), (6, 1))
+JXL_EXTRA = ((0, 0), (0, 1), (4, 2), (12, 1))
+JXL_CHANNEL_TYPE = ((0, 0), (0, 1), (4, 2), (6, 18))  # 0: alpha
+
+
+class _Bits:
+    """JPEG XL's bit reader: least significant bit first."""
+
+    def __init__(self, data: bytes):
+        self.value, self.end, self.pos = int.from_bytes(data, "little"), len(data) * 8, 0
+
+    def u(self, n: int) -> int:
+        if self.pos + n > self.end:
+            raise _Corrupt("the codestream header is truncated")
+        value = (self.value >> self.pos) & ((1 << n) - 1)
+        self.pos += n
+        return value
+
+    def u32(self, distributions) -> int:
+        bits, offset = distributions[self.u(2)]
+        return self.u(bits) + offset if bits else offset
+
+    def size(self, distributions=JXL_SIZE, div8_distributions=None) -> tuple[int, int]:
+        """A SizeHeader (or, with the preview's distributions, a PreviewHeader): (width, height). A
+        side that is a multiple of 8 is coded as side / 8: in u(5) + 1, or in `div8_distributions`."""
+        div8 = self.u(1)
+
+        def side() -> int:
+            if not div8:
+                return self.u32(distributions)
+            return 8 * (self.u32(div8_distributions) if div8_distributions else self.u(5) + 1)
+
+        height = side()
+        ratio = self.u(3)
+        if ratio:
+            num, den = JXL_RATIOS[ratio]
+            return height * num // den, height
+        return side(), height
+
+
+def _jxl_codestream_head(b: memoryview, need: int = 64) -> bytes:
+    if bytes(b[:2]) == b"\xff\x0a":
+        return bytes(b[: 2 + need])
+    head = b""
+    for kind, s, e in _boxes(b, 0, len(b)):
+        if kind == b"jxlc":
+            return bytes(b[s : min(e, s + 2 + need)])
+        if kind == b"jxlp":  # a partial codestream: a 4-byte index, then its bytes
+            head += bytes(b[s + 4 : e])
+            if len(head) >= 2 + need:
+                break
+    if not head:
+        raise _Corrupt("a container without a codestream box (jxlc or jxlp)")
+    return head[: 2 + need]
+
+
+def _jxl(b: memoryview, limits: Limits) -> _Header:
+    """The coded size (SizeHeader) and whether an extra channel is alpha (ImageMetadata). An animation's
+    frames are not counted: a master is decoded from the first frame only (originals.py)."""
+    head = _jxl_codestream_head(b)
+    if head[:2] != b"\xff\x0a":
+        raise _Corrupt("the codestream does not start with FF 0A")
+    bits = _Bits(head[2:])
+    width, height = bits.size()
+    if bits.u(1):  # all_default: three 8-bit colour channels, nothing else
+        return _Header(width, height)
+    if bits.u(1):  # extra_fields
+        bits.u(3)  # orientation
+        if bits.u(1):
+            bits.size()  # the intrinsic size
+        if bits.u(1):
+            bits.size(JXL_PREVIEW, JXL_PREVIEW_DIV8)
+        if bits.u(1):  # the animation header
+            bits.u32(JXL_TICKS[0]), bits.u32(JXL_TICKS[1]), bits.u32(JXL_LOOPS), bits.u(1)
+    if bits.u(1):  # a floating-point sample
+        bits.u32(JXL_FLOAT_BITS), bits.u(4)
+    else:
+        bits.u32(JXL_BITS)
+    bits.u(1)  # modular_16bit_buffers
+    alpha = False
+    if bits.u32(JXL_EXTRA):  # the first extra channel's info: d_alpha, or its type
+        alpha = bool(bits.u(1)) or bits.u32(JXL_CHANNEL_TYPE) == 0
+    return _Header(width, height, 1, alpha)
+
+
+_PARSERS = {"png": _png, "gif": _gif, "jpeg": _jpeg, "webp": _webp, "heic": _heif, "avif": _heif, "jxl": _jxl}
