@@ -14,6 +14,7 @@ import requests
 
 from edge import negotiation
 from origin.config import Settings
+from origin.ingest import process
 from origin.pipeline import deferral, jxl
 from origin.pipeline.negotiate import choose
 from origin.pipeline.render import Encoding, RenderOptions, render
@@ -97,17 +98,17 @@ def test_exif_comes_from_the_container_and_a_brotli_bomb_is_only_missing_metadat
     from PIL import Image
 
     exif = Image.Exif()
-    exif.load(jxl.exif(images.jxl_from_jpeg(images.gps_jpeg())))  # libjxl's brob box, Brotli-compressed
+    exif.load(process.jxl_exif(images.jxl_from_jpeg(images.gps_jpeg())))  # libjxl's brob box, Brotli-compressed
     assert exif[0x010F] == "ImagehostCam" and exif.get_ifd(0x8825)
-    assert jxl.exif(images.jxl()) is None  # a bare codestream has no boxes
+    assert process.jxl_exif(images.jxl()) is None  # a bare codestream has no boxes
     signature = images.jxl_from_jpeg(images.jpeg())[:32]  # JXL signature and ftyp boxes
     bomb = imagecodecs.brotli_encode(b"\0\0\0\0" + b"\0" * (50 << 20))
     box = (8 + 4 + len(bomb)).to_bytes(4, "big") + b"brobExif" + bytes(bomb)
     tracemalloc.start()
-    assert jxl.exif(signature + box) is None
+    assert process.jxl_exif(signature + box) is None
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert peak < 8 * jxl.EXIF_MAX, peak  # never near the 50 MB it would inflate to
+    assert peak < 8 * process.EXIF_MAX, peak  # never near the 50 MB it would inflate to
 
 
 def test_jxl_is_chosen_only_when_named():

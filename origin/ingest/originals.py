@@ -122,14 +122,10 @@ def _heif_master(data: bytes, sizes: tuple[int, ...] = ()) -> Decoded:
 
 
 def _jxl_master(data: bytes, sizes: tuple[int, ...] = ()) -> Decoded:
-    coded = coded_size(data, "jxl")
     try:
-        image = jxl.first_frame(data)
-    except Exception as exc:  # imagecodecs raises its own JpegxlError, or ValueError
+        image = jxl.first_frame(data, coded_size(data, "jxl"))
+    except Exception as exc:  # imagecodecs raises its own JpegxlError; a size other than the header's, ValueError
         raise UnsupportedImage(f"the jxl data does not decode: {exc}") from None
-    if {image.width, image.height} != set(coded):  # the same, or turned by its orientation
-        raise UnsupportedImage(f"the jxl data decodes to {image.width} x {image.height}, its header says "
-                               f"{coded[0]} x {coded[1]}")
     has_alpha = image.hasalpha()
     master = (image.pngsave_buffer(compression=1) if has_alpha
               else image.jpegsave_buffer(Q=95, subsample_mode="off"))

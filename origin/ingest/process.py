@@ -19,12 +19,13 @@ from PIL import Image
 
 from origin import keys
 from origin.formats import FORMATS
-from origin.pipeline import jxl
+from origin.ingest.validate import boxes
 from origin.pipeline.render import Encoding, RenderOptions, colour, encode, render
 
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 MAKE, MODEL, DATETIME, DATETIME_ORIGINAL, ORIENTATION = 0x010F, 0x0110, 0x0132, 0x9003, 0x0112
 THUMB_FORMATS = ("webp", "avif")
+EXIF_MAX = 1 << 20  # a compressed Exif box is inflated into at most this many bytes (a JPEG's fits in 64 KiB)
 
 
 def exif_bytes(data: bytes, fmt: str) -> bytes | None:
@@ -33,9 +34,32 @@ def exif_bytes(data: bytes, fmt: str) -> bytes | None:
 
         return pillow_heif.open_heif(io.BytesIO(data)).info.get("exif")
     if fmt == "jxl":
-        return jxl.exif(data)
+        return jxl_exif(data)
     image = pyvips.Image.new_from_buffer(data, "")
     return image.get("exif-data") if image.get_typeof("exif-data") else None
+
+
+def jxl_exif(data: bytes) -> bytes | None:
+    """The TIFF bytes of a JPEG XL container's Exif box (plain, or Brotli-compressed in a `brob` box,
+    as libjxl writes it for a recompressed JPEG), if it has one; an unreadable one is only missing."""
+    import imagecodecs
+
+    if not data.startswith(b"\x00\x00\x00\x0cJXL "):
+        return None  # a bare codestream has no boxes
+    view = memoryview(data).toreadonly()
+    try:
+        for kind, start, end in boxes(view, 0, len(data)):
+            if kind == b"brob" and view[start:start + 4] == b"Exif":
+                body = bytes(imagecodecs.brotli_decode(view[start + 4:end], out=EXIF_MAX))
+            elif kind == b"Exif":
+                body = bytes(view[start:end])
+            else:
+                continue
+            tiff = body[4 + int.from_bytes(body[:4], "big"):] if len(body) >= 4 else b""  # after its offset field
+            return tiff or None
+    except Exception:  # a box that overruns, Brotli that does not decode or inflates past EXIF_MAX
+        return None
+    return None
 
 
 def metadata(data: bytes, fmt: str, width: int, height: int, render_source: bytes) -> dict:

@@ -153,10 +153,7 @@ def _decode_check(data: bytes, fmt: str, header: _Header, limits: Limits, box: i
             _ = heif.data  # decodes the primary image
             return
         if fmt == "jxl":  # pyvips-binary's libvips has no JPEG XL loader: libjxl (imagecodecs), first frame
-            image = jxl.first_frame(data)
-            if {image.width, image.height} != {header.width, header.height}:
-                raise Rejected("corrupt", f"the jxl data decodes to {image.width} x {image.height}, its header "
-                               f"says {header.width} x {header.height}")
+            image = jxl.first_frame(data, (header.width, header.height))
             return image.thumbnail_image(box, height=box, size="down").copy_memory() if box is not None else None
         image = pyvips.Image.new_from_buffer(data, "", access="sequential")
         pages = image.get("n-pages") if image.get_typeof("n-pages") else 1
@@ -313,7 +310,9 @@ def _webp(b: memoryview, limits: Limits) -> _Header:
 
 # --- HEIC / AVIF: ISOBMFF meta box -> primary item -> its ispe; top-level items; alpha auxiliaries
 
-def _boxes(b: memoryview, start: int, end: int):
+def boxes(b: memoryview, start: int, end: int):
+    """(kind, body start, body end) of each ISOBMFF box from `start` to `end` (HEIF, AVIF, the JPEG XL
+    container); _Corrupt where one overruns its container."""
     pos = start
     while pos + 8 <= end:
         size, kind = _u32be(b, pos), bytes(b[pos + 4 : pos + 8])
@@ -329,7 +328,7 @@ def _boxes(b: memoryview, start: int, end: int):
 
 
 def _children(b, start, end) -> dict[bytes, tuple[int, int]]:
-    return {kind: (s, e) for kind, s, e in _boxes(b, start, end)}
+    return {kind: (s, e) for kind, s, e in boxes(b, start, end)}
 
 
 def _heif(b: memoryview, limits: Limits) -> _Header:
@@ -368,7 +367,7 @@ def _is_alpha(aux_type: bytes) -> bool:
 def _item_types(b, start, end) -> dict[int, tuple[bytes, bool]]:
     pos = start + (6 if b[start] == 0 else 8)  # full box header + entry count
     items = {}
-    for kind, s, e in _boxes(b, pos, end):
+    for kind, s, e in boxes(b, pos, end):
         if kind != b"infe" or b[s] < 2:
             continue
         hidden = bool(b[s + 3] & 1)
@@ -381,7 +380,7 @@ def _references(b, start, end) -> list[tuple[bytes, int, list[int]]]:
     wide = b[start] != 0
     size, read = (4, _u32be) if wide else (2, _u16be)
     refs = []
-    for kind, s, _ in _boxes(b, start + 4, end):
+    for kind, s, _ in boxes(b, start + 4, end):
         source, count = read(b, s), _u16be(b, s + size)
         refs.append((kind, source, [read(b, s + size + 2 + i * size) for i in range(count)]))
     return refs
@@ -392,7 +391,7 @@ def _properties(b, start, end):
     if b"ipco" not in iprp or b"ipma" not in iprp:
         raise _Corrupt("no ipco/ipma box")
     props = {}
-    for index, (kind, s, e) in enumerate(_boxes(b, *iprp[b"ipco"]), start=1):
+    for index, (kind, s, e) in enumerate(boxes(b, *iprp[b"ipco"]), start=1):
         if kind == b"ispe":
             props[index] = (kind, _u32be(b, s + 4), _u32be(b, s + 8))
         elif kind == b"auxC":
@@ -468,7 +467,7 @@ def _jxl_codestream_head(b: memoryview, need: int = 64) -> bytes:
     if bytes(b[:2]) == b"\xff\x0a":
         return bytes(b[: 2 + need])
     head = b""
-    for kind, s, e in _boxes(b, 0, len(b)):
+    for kind, s, e in boxes(b, 0, len(b)):
         if kind == b"jxlc":
             return bytes(b[s : min(e, s + 2 + need)])
         if kind == b"jxlp":  # a partial codestream: a 4-byte index, then its bytes

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pyvips
 
-EXIF_MAX = 1 << 20  # a compressed Exif box is decoded into at most this many bytes (a JPEG's fits in 64 KiB)
 EFFORT = 5  # libjxl's effort (1-9; 7 is its default): see origin/pipeline/deferral.py for its cost
 
 
@@ -46,8 +45,9 @@ def decode(data: bytes) -> np.ndarray:
     return imagecodecs.jpegxl_decode(data)
 
 
-def first_frame(data: bytes) -> pyvips.Image:
-    """The first frame, upright (libjxl applies the orientation), as 8-bit sRGB or grey, alpha kept.
+def first_frame(data: bytes, coded: tuple[int, int]) -> pyvips.Image:
+    """The first frame, upright (libjxl applies the orientation), as 8-bit sRGB or grey, alpha kept;
+    ValueError unless it is `coded` (the header's width and height), or that turned.
     Wider samples are scaled down to 8 bits; the colour profile is not carried (imagecodecs does not
     return it): libjxl's output is sRGB for most files, including every lossy (XYB) one."""
     import imagecodecs
@@ -62,35 +62,7 @@ def first_frame(data: bytes) -> pyvips.Image:
     elif pixels.dtype != np.uint8:
         raise ValueError(f"unexpected sample type {pixels.dtype}")
     height, width, bands = pixels.shape
+    if {width, height} != set(coded):
+        raise ValueError(f"it decodes to {width} x {height}, its header says {coded[0]} x {coded[1]}")
     image = pyvips.Image.new_from_memory(np.ascontiguousarray(pixels).tobytes(), width, height, bands, "uchar")
     return image.copy(interpretation="b-w" if bands <= 2 else "srgb")
-
-
-def exif(data: bytes) -> bytes | None:
-    """The TIFF bytes of a container's Exif box (plain, or Brotli-compressed in a `brob` box, as
-    libjxl writes it for a recompressed JPEG), if it has one."""
-    import imagecodecs
-
-    if not data.startswith(b"\x00\x00\x00\x0cJXL "):
-        return None
-    pos = 0
-    while pos + 8 <= len(data):
-        size, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
-        head = 8
-        if size == 1:
-            size, head = int.from_bytes(data[pos + 8:pos + 16], "big"), 16
-        elif size == 0:
-            size = len(data) - pos
-        if size < head:
-            return None
-        body = data[pos + head:pos + size]
-        if kind == b"brob" and body[:4] == b"Exif":
-            try:
-                kind, body = b"Exif", bytes(imagecodecs.brotli_decode(body[4:], out=EXIF_MAX))
-            except Exception:  # an unreadable box, or one over EXIF_MAX, is only missing metadata
-                return None
-        if kind == b"Exif":
-            offset = 4 + int.from_bytes(body[:4], "big") if len(body) >= 4 else len(body)
-            return body[offset:] or None
-        pos += size
-    return None
