@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from origin.formats import OUTPUT_FORMATS
+from origin.pipeline.request import MALFORMED_VARIANT
 
 
 def _alternatives(values) -> str:
@@ -48,8 +49,6 @@ def _compact(values) -> str:
     return json.dumps(list(values), separators=(",", ":"))
 
 
-MALFORMED = ("malformed variant: expected original, w{width}, sq{size}, sm{size}, auto or a preset, "
-             "optionally .{fmt}")
 NOT_DELIVERY = ("not a delivery URL of this host: /images/{id}/{variant}, the variant original, w{width}, "
                 "sq{size} or sm{size} from the allow-lists, auto or a preset, optionally .{fmt}, or placeholder")
 
@@ -72,7 +71,7 @@ def refusals(widths, thumb_sizes, formats=OUTPUT_FORMATS, presets=(), end: str =
                 f',"allowed":{_compact(thumb_sizes)}'),
         Refusal(f"{image}(?:{names})\\.([a-z0-9]{{1,8}}){end}", r"unknown format '\1'",
                 f',"allowed":{_compact(formats)}'),
-        Refusal(f"{image}[^/]*{end}", MALFORMED, f',"presets":{_compact(presets)}'),
+        Refusal(f"{image}[^/]*{end}", MALFORMED_VARIANT, f',"presets":{_compact(presets)}'),
         Refusal("", NOT_DELIVERY),
     )
 

@@ -25,6 +25,8 @@ from origin.presets import Preset, Presets
 VARIANT_PATTERN = re.compile(r"^(?P<kind>w|sq|sm)(?P<size>[0-9]{1,6})(?:\.(?P<fmt>[a-z0-9]{1,8}))?$")
 PRESET_PATTERN = re.compile(r"(?P<name>[a-z][a-z0-9-]{0,31})(?:\.(?P<fmt>[a-z0-9]{1,8}))?")
 AUTO_PATTERN = re.compile(r"auto(?:\.(?P<fmt>[a-z0-9]{1,8}))?")
+MALFORMED_VARIANT = ("malformed variant: expected original, w{width}, sq{size}, sm{size}, auto or a preset, "
+                     "optionally .{fmt}")
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,7 @@ def parse(image_id: str, variant: str, widths: tuple[int, ...], thumb_sizes: tup
         named = PRESET_PATTERN.fullmatch(variant)
         preset = presets.get(named["name"]) if named else None
         if preset is None:
-            raise InvalidRequest(
-                "malformed variant: expected original, w{width}, sq{size}, sm{size}, auto or a preset, optionally .{fmt}",
-                variant=variant[:80], presets=list(presets.names),
-            )
+            raise InvalidRequest(MALFORMED_VARIANT, variant=variant[:80], presets=list(presets.names))
         return VariantRequest(image_id, "preset", None, _format(named["fmt"]), preset)
     kind, size, fmt = match["kind"], int(match["size"]), match["fmt"]
     if match["size"] != str(size):
