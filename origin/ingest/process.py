@@ -19,6 +19,7 @@ from PIL import Image
 
 from origin import keys
 from origin.formats import FORMATS
+from origin.ingest.sniff import JXL_CONTAINER
 from origin.ingest.validate import boxes
 from origin.pipeline.render import Encoding, RenderOptions, colour, encode, render
 
@@ -44,7 +45,7 @@ def jxl_exif(data: bytes) -> bytes | None:
     as libjxl writes it for a recompressed JPEG), if it has one; an unreadable one is only missing."""
     import imagecodecs
 
-    if not data.startswith(b"\x00\x00\x00\x0cJXL "):
+    if not data.startswith(JXL_CONTAINER):
         return None  # a bare codestream has no boxes
     view = memoryview(data).toreadonly()
     try:

@@ -23,7 +23,7 @@ import pyvips
 
 from origin.errors import InvalidRequest, UnsupportedImage
 from origin.formats import FORMATS
-from origin.ingest.sniff import sniff
+from origin.ingest.sniff import JXL_CODESTREAM, sniff
 from origin.pipeline import jxl, sources
 
 REASONS = ("unsupported_type", "too_large", "too_many_pixels", "side_too_long", "too_many_frames", "corrupt",
@@ -463,27 +463,28 @@ class _Bits:
         return side(), height
 
 
-def _jxl_codestream_head(b: memoryview, need: int = 64) -> bytes:
-    if bytes(b[:2]) == b"\xff\x0a":
-        return bytes(b[: 2 + need])
+def _jxl_codestream_head(b: memoryview, need: int = 66) -> bytes:
+    """The first `need` bytes of the codestream (fewer if it is shorter), copying no more than that."""
+    if bytes(b[:2]) == JXL_CODESTREAM:
+        return bytes(b[:need])
     head = b""
     for kind, s, e in boxes(b, 0, len(b)):
         if kind == b"jxlc":
-            return bytes(b[s : min(e, s + 2 + need)])
+            return bytes(b[s : min(e, s + need)])
         if kind == b"jxlp":  # a partial codestream: a 4-byte index, then its bytes
-            head += bytes(b[s + 4 : e])
-            if len(head) >= 2 + need:
+            head += bytes(b[s + 4 : min(e, s + 4 + need - len(head))])
+            if len(head) >= need:
                 break
     if not head:
         raise _Corrupt("a container without a codestream box (jxlc or jxlp)")
-    return head[: 2 + need]
+    return head
 
 
 def _jxl(b: memoryview, limits: Limits) -> _Header:
     """The coded size (SizeHeader) and whether an extra channel is alpha (ImageMetadata). An animation's
     frames are not counted: a master is decoded from the first frame only (originals.py)."""
     head = _jxl_codestream_head(b)
-    if head[:2] != b"\xff\x0a":
+    if head[:2] != JXL_CODESTREAM:
         raise _Corrupt("the codestream does not start with FF 0A")
     bits = _Bits(head[2:])
     width, height = bits.size()
