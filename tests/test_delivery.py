@@ -182,6 +182,20 @@ def test_icc_profile_is_kept(host):
     assert pyvips.Image.new_from_buffer(data, "").get_typeof("icc-profile-data") != 0
 
 
+def test_a_profile_that_only_says_srgb_leaves_no_variant(host):
+    """A camera photo tagged with the 3,144-byte sRGB IEC61966-2.1 profile (tests/test_profiles.py)."""
+    from tests.test_profiles import KITE, profile_of
+
+    image_id = host.add(KITE.read_bytes())
+    assert profile_of(KITE.read_bytes())
+    for variant in ("w150.jpeg", "w300.webp", "w300.avif", "sq64.jpeg", "w600.png", "w300.jxl", "original"):
+        resp = host.client.simulate_get(f"/images/{image_id}/{variant}")  # sq64: an eager thumbnail
+        assert resp.status_code == 200, variant
+        if not variant.endswith(".jxl"):
+            assert profile_of(resp.content) is None, variant
+    assert images.size(resp.content) == (2560, 1600)  # the public original, re-encoded without metadata
+
+
 def test_hevc_heic_is_served_from_its_master(host):
     data = images.hevc_heic(640, 480)
     image_id = host.add(data)

@@ -6,7 +6,8 @@ image (the last one, `encode`, to bytes):
     load      thumbnail_buffer: shrink-on-load, EXIF auto-rotate, never upscale; a fit box
               renders at the width that fits it, a fill box is covered and cut (centre or smart)
     crop      square and fill crops that keep every frame of an animation
-    colour    CMYK and other spaces to sRGB, alpha flattened for formats without it
+    colour    CMYK and other spaces to sRGB, alpha flattened for formats without it, an
+              embedded profile that only says sRGB left out (origin/pipeline/profiles.py)
     encode    the output format, metadata stripped but for the ICC profile (JPEG XL: converted
               to sRGB, origin/pipeline/jxl.py)
 
@@ -23,7 +24,7 @@ import pyvips
 
 from origin.errors import RenderFailed
 from origin.formats import FORMATS
-from origin.pipeline import jxl
+from origin.pipeline import jxl, profiles
 from origin.presets import Preset, box_size
 
 HUGE = 10_000_000  # "no limit" on one side of a thumbnail box
@@ -206,7 +207,7 @@ def colour(image: pyvips.Image, opts: RenderOptions) -> pyvips.Image:
         image = image.colourspace("srgb")
     if image.hasalpha() and not FORMATS[opts.fmt].alpha:
         image = image.flatten(background=[255, 255, 255])
-    return image
+    return profiles.without_srgb_profile(image)
 
 
 def encode(image: pyvips.Image, opts: RenderOptions, enc: Encoding) -> bytes:
