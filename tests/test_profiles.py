@@ -48,6 +48,8 @@ def test_which_profiles_describe_srgb():
     garbage = bytes(broken[:128]) + b"\xff" * 64  # a header and a tag count no table follows: corrupt
     assert profiles.describes_srgb(garbage)  # libvips and browsers ignore both: they say nothing
     assert not profiles.describes_srgb(b"")
+    padded = profile_of(KITE.read_bytes()) + bytes(profiles.MEASURED_MAX)  # sRGB, but too big to be worth a check
+    assert not profiles.describes_srgb(padded)
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "webp", "avif", "png"])

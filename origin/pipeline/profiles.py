@@ -23,6 +23,9 @@ import numpy as np
 import pyvips
 
 MAX_SHIFT = 2  # levels of 255
+# larger profiles are kept unmeasured: sRGB's fit in far less (the ICC's own sRGB v4 preference
+# profile, tables and all, is 60,960 bytes); a printer's CLUTs or a crafted blob are not worth a check
+MEASURED_MAX = 256 * 1024
 LEVELS = 17
 REMEMBERED = 256  # verdicts kept; the whole table is forgotten when it is full
 
@@ -53,7 +56,7 @@ def _measure(profile: bytes) -> bool:
 
 def describes_srgb(profile: bytes) -> bool:
     """Whether `profile` (an ICC profile's bytes) maps RGB pixels to sRGB's own colours."""
-    if len(profile) < 128 or profile[16:20] != b"RGB ":  # the header's colour space: RGB profiles only
+    if not 128 <= len(profile) <= MEASURED_MAX or profile[16:20] != b"RGB ":  # the header's colour space
         return False
     key = hashlib.sha256(profile).digest()
     verdict = _verdicts.get(key)
