@@ -193,7 +193,8 @@ def test_a_profile_that_only_says_srgb_leaves_no_variant(host):
         assert resp.status_code == 200, variant
         if not variant.endswith(".jxl"):
             assert profile_of(resp.content) is None, variant
-    assert images.size(resp.content) == (2560, 1600)  # the public original, re-encoded without metadata
+        if variant == "original":  # the public original, re-encoded without metadata
+            assert images.size(resp.content) == (2560, 1600)
 
 
 def test_hevc_heic_is_served_from_its_master(host):

@@ -1,13 +1,12 @@
 """Embedded colour profiles: one that only says sRGB is left out of every render, any other is kept."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 import pyvips
-from PIL import Image, ImageCms
+from PIL import ImageCms
 
 from origin.pipeline import profiles
 from origin.pipeline.render import Encoding, RenderOptions, encode, load, render
@@ -66,8 +65,7 @@ def test_an_srgb_profile_is_left_out_and_the_colours_stay(fmt):
     tagged = pyvips.Image.thumbnail_buffer(data, 300, height=100_000).copy_memory()
     assert tagged.get_typeof("icc-profile-data")
     shown_before = rgb(tagged.icc_transform("srgb", embedded=True))
-    shown_now = rgb(pyvips.Image.thumbnail_buffer(data, 300, height=100_000, import_profile="srgb"))
-    assert np.abs(shown_before - shown_now).max() <= profiles.MAX_SHIFT
+    assert np.abs(shown_before - rgb(tagged)).max() <= profiles.MAX_SHIFT
     if fmt == "png":  # lossless: the served pixels are the decoded ones, untouched
         assert np.array_equal(rgb(pyvips.Image.new_from_buffer(out, "")), rgb(tagged))
 
@@ -78,4 +76,3 @@ def test_a_wide_gamut_profile_is_kept():
     for fmt in ("jpeg", "webp", "avif", "png"):
         out = render(p3, RenderOptions("w", 300, fmt, 640, photo.height), Encoding())
         assert profile_of(out) == p3_profile(), fmt
-

@@ -9,9 +9,9 @@ so wide-gamut pictures keep their colours.
 "Describes sRGB" is measured, not read from the profile's name: a cube of 17^3 colours is
 converted from the profile to libvips' own sRGB, with the relative colorimetric and the perceptual
 intent, and no channel of any colour may move by more than MAX_SHIFT levels of 255 (less than a
-just-noticeable colour difference). A profile the colour engine cannot use (corrupt, or tables it cannot
-read) measures the same way: libvips warns and leaves the pixels as they are, as a browser ignores
-a profile it cannot read, so it says nothing either and is left out. The verdict is
+just-noticeable colour difference). A profile the colour engine cannot use (corrupt, or tables it
+cannot read) measures the same way: libvips warns and leaves the pixels as they are, as a browser
+ignores a profile it cannot read, so it says nothing either and is left out. The verdict is
 remembered per profile (by digest): a picture's renders, and every picture from the same camera,
 pay for it once.
 """
