@@ -35,7 +35,7 @@ from origin.pipeline.render import HUGE  # noqa: E402
 
 QUALITIES = range(56, 97, 4)
 REFERENCE = "method 4"
-# name -> (a filter on the pixels before the encode, cwebp's options)
+# name -> (an unsharp mask on the pixels before the encode, as (sigma, amount), or None; cwebp's options)
 SETTINGS = {
     REFERENCE: (None, "-m 4"),
     "autofilter": (None, "-m 4 -af"),
@@ -46,16 +46,14 @@ SETTINGS = {
     "autofilter, 2 segments": (None, "-m 4 -af -segments 2"),
     "autofilter, method 5": (None, "-m 5 -af"),
     "autofilter, simple filter": (None, "-m 4 -af -nostrong"),
-    "autofilter, unsharp 0.7 x 0.15": (("unsharp", 0.7, 0.15), "-m 4 -af"),
-    "autofilter, unsharp 0.7 x 0.3": (("unsharp", 0.7, 0.3), "-m 4 -af"),
-    "autofilter, unsharp 1.2 x 0.2": (("unsharp", 1.2, 0.2), "-m 4 -af"),
+    "autofilter, unsharp 0.7 x 0.15": ((0.7, 0.15), "-m 4 -af"),
+    "autofilter, unsharp 0.7 x 0.3": ((0.7, 0.3), "-m 4 -af"),
+    "autofilter, unsharp 1.2 x 0.2": ((1.2, 0.2), "-m 4 -af"),
 }
 
 
-def prefilter(image: pyvips.Image, how) -> pyvips.Image:
-    if how is None:
-        return image
-    _, sigma, amount = how
+def prefilter(image: pyvips.Image, how: tuple[float, float]) -> pyvips.Image:
+    sigma, amount = how
     blurred = image.gaussblur(sigma, precision="float")
     pixels = image.cast("float")
     return (pixels + (pixels - blurred) * amount).cast("uchar")  # cast clips to 0-255
@@ -77,11 +75,11 @@ def one(folder: str, n: int, path: Path, width: int) -> dict[str, float]:
         image = image.flatten()
     reference = ssim.luma(image)
     out: dict[str, float] = {}
-    fixed = f"{folder}/{n}-fixed.webp"
-    subprocess.run(["cwebp", "-quiet", "-q", "80", "-m", "4", _png(image, f"{folder}/{n}.png"), "-o", fixed], check=True)
+    plain, fixed = _png(image, f"{folder}/{n}.png"), f"{folder}/{n}-fixed.webp"  # the unfiltered pixels, written once
+    subprocess.run(["cwebp", "-quiet", "-q", "80", "-m", "4", plain, "-o", fixed], check=True)
     target = ssim.ssim(ssim.luma(pyvips.Image.new_from_file(fixed)), reference)
     for name, (how, options) in SETTINGS.items():
-        png = _png(prefilter(image, how), f"{folder}/{n}-{len(out)}.png")
+        png = plain if how is None else _png(prefilter(image, how), f"{folder}/{n}-{len(out)}.png")
         out[name] = bytes_at(curve(png, reference, options), target) or float("nan")
     return out
 
