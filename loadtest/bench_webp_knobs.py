@@ -1,6 +1,6 @@
 """libwebp's knobs that libvips does not reach, at equal SSIM, through cwebp: the encoder's spatial
-noise shaping, filter sharpness, segments, method 5, the simple filter, and sharpening the pixels
-before the encode; on real photos.
+noise shaping, filter sharpness, segments, method 5, the simple filter, and sharpening or softening
+the pixels before the encode; on real photos.
 
     apt-get install webp    # cwebp (BSD-3-Clause); a measuring tool, not a dependency of the host
     .venv/bin/python loadtest/bench_webp_knobs.py [--photos 12] [--width 600]
@@ -35,7 +35,8 @@ from origin.pipeline.render import HUGE  # noqa: E402
 
 QUALITIES = range(56, 97, 4)
 REFERENCE = "method 4"
-# name -> (an unsharp mask on the pixels before the encode, as (sigma, amount), or None; cwebp's options)
+# name -> (an unsharp mask on the pixels before the encode, as (sigma, amount), or None; cwebp's options).
+# A negative amount blends the blur in: a softening that leaves the encoder less detail to spend bytes on.
 SETTINGS = {
     REFERENCE: (None, "-m 4"),
     "autofilter": (None, "-m 4 -af"),
@@ -49,6 +50,8 @@ SETTINGS = {
     "autofilter, unsharp 0.7 x 0.15": ((0.7, 0.15), "-m 4 -af"),
     "autofilter, unsharp 0.7 x 0.3": ((0.7, 0.3), "-m 4 -af"),
     "autofilter, unsharp 1.2 x 0.2": ((1.2, 0.2), "-m 4 -af"),
+    "autofilter, soften 0.6 x 0.2": ((0.6, -0.2), "-m 4 -af"),
+    "autofilter, soften 1.0 x 0.2": ((1.0, -0.2), "-m 4 -af"),
 }
 
 
