@@ -78,6 +78,8 @@ class Read:
     status: int
     seconds: float
     held: bool = False
+    path: str = ""
+    standin: bool = False  # answered from a smaller picture while the store was out of reach
 
 
 @dataclass
@@ -137,16 +139,17 @@ class Drill:
             key = f"{path}|{accept}"
             if key in etags and rnd.random() < 0.2:
                 request_headers["If-None-Match"] = etags[key]
-            started = time.monotonic()
+            started, standin = time.monotonic(), False
             try:
                 answer = session.get(self.cluster.edge_url + path, headers=request_headers, timeout=30)
                 status = answer.status_code
-                if status == 200 and answer.headers.get("ETag"):
+                standin = answer.headers.get("Server-Timing") == "standin"
+                if status == 200 and answer.headers.get("ETag") and not standin:
                     etags[key] = answer.headers["ETag"]
             except requests.RequestException:
                 status = 0
             with self.lock:
-                self.reads.append(Read(started, status, time.monotonic() - started, held))
+                self.reads.append(Read(started, status, time.monotonic() - started, held, path, standin))
             time.sleep(0.005)
 
     def distinct_photo(self, rnd: random.Random) -> bytes:
@@ -274,6 +277,7 @@ def summarise(name: str, reads: list[Read], uploads: list[Upload], recover: floa
         "read_success": len(ok) / len(public) if public else 1.0,
         "read_failures": len(public) - len(ok),
         "read_5xx": sum(1 for r in public if r.status >= 500),
+        "read_standins": sum(1 for r in public if r.standin),
         "read_p50_ms": round(pct(latencies, 0.50), 1),
         "read_p99_ms": round(pct(latencies, 0.99), 1),
         "held_served": sum(1 for r in reads if r.held and r.status == 200),
@@ -370,6 +374,14 @@ def run(cluster: Cluster, sources: list[Path], args) -> int:
     rows.append(overall)
     print()
     print(table(rows))
+    standins = {r["phase"]: r["read_standins"] for r in rows[:-1] if r["read_standins"]}
+    if standins:
+        print("\nreads answered by a stand-in (a smaller picture, briefly cacheable, while the store was out of "
+              "reach): " + ", ".join(f"{phase} {n}" for phase, n in standins.items()))
+    failed = [(phase.name, r) for phase, upper in zip(phases, bounds)
+              for r in drill.reads if phase.start <= r.at < upper and not r.held and r.status not in (200, 304)]
+    for name, read in failed[:12]:
+        print(f"  failed read ({name}): {read.status or 'no answer'} {read.path}")
     malware = [u for u in drill.uploads if u.accepted_at and u.malware]
     checks = {
         "read success >= 99.99 %": overall["read_success"] >= 0.9999,

@@ -77,7 +77,7 @@ class Settings:
     quality_price: str = ""  # bytes per pixel one unit of SSIM is worth, per format (QUALITY_PRICE: measured)
     intermediate_sizes: tuple[int, ...] = (1200, 2400)  # long sides of the render intermediates; 0: none
     miss_budget_ms: int = 100  # a negotiated miss never waits for an encode predicted longer; 0: never defers
-    fallback_max_age: int = 10  # Cache-Control max-age of a fast-format answer while the asked one renders
+    fallback_max_age: int = 10  # max-age of a fast-format answer while the asked one renders, and of an outage stand-in
     background_renders: int = 1  # threads per worker process rendering deferred formats
     record_cache_seconds: float = 2.0
     # limits (validation reads them before anything is decoded)

@@ -38,6 +38,7 @@ class Metrics:
     eviction_rerenders: Counter  # variants rendered again after eviction removed them
     transitions: Counter  # objects moved to a colder tier by `imagehost lifecycle`, by tier
     cold_answers: Counter  # requests whose source was archived, by answer (standin | unavailable)
+    outage_answers: Counter  # misses whose source the store could not reach, by answer (standin | unavailable)
     metrics_since: Gauge  # when these figures started (the oldest process's start)
     # requests and jobs (origin/http/observe.py, origin/ingest/joblog.py)
     http_requests: Counter = None  # by route template, method, status
@@ -149,5 +150,8 @@ def _lifecycle_metrics(registry: CollectorRegistry) -> dict:
         cold_answers=Counter("imagehost_cold_answers",
                              "Requests whose source was archived, by answer (standin | unavailable)", ["answer"],
                              registry=registry),
+        outage_answers=Counter("imagehost_outage_answers",
+                               "Misses whose source the store could not reach, by answer (standin | unavailable)",
+                               ["answer"], registry=registry),
         metrics_since=since,
     )

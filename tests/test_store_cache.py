@@ -108,3 +108,58 @@ def test_serving_a_stored_variant_copies_in_the_images_smallest_source(cut_s3, t
         assert client.simulate_get(f"/images/{image_id}/{variant}").status_code == 200, variant
     proxy.restore()
     catalog.close()
+
+
+def test_an_outage_miss_whose_source_is_not_here_gets_a_stand_in_from_a_smaller_rung(cut_s3, tmp_path, settings,
+                                                                                      metrics):
+    """The 2400-px rung and the original were never read here; the 1200-px rung was: with S3 cut, a
+    w2400, the original and a hero (fit 2400x1600) are rendered from it, never upscaled, briefly
+    cacheable, not stored; once S3 is back the real renders are served and stored."""
+    s3, proxy = cut_s3
+    limits = Limits.from_settings(settings)
+    catalog = open_catalog(settings.catalog)
+    image_id = ingest(images.jpeg(images.scene(3000, 2000)), s3, catalog, limits=limits,
+                      intermediate_sizes=settings.intermediate_sizes).id
+    store = CachedStore(s3, tmp_path / "cache", 64 * 1024 * 1024, metrics)
+    client = testing.TestClient(create_app(settings, store, catalog, metrics))
+    assert client.simulate_get(f"/images/{image_id}/w600.webp").status_code == 200  # reads the 1200-px rung
+    assert (tmp_path / "cache" / "images" / image_id / "intermediate.1200.jpg").is_file()
+    assert not (tmp_path / "cache" / "images" / image_id / "intermediate.jpg").exists()
+    proxy.cut()
+    for variant, size in (("w2400.webp", (1200, 800)), ("original", (1200, 800)), ("hero.jpeg", (1200, 800)),
+                          ("card.webp", (800, 450))):
+        answer = client.simulate_get(f"/images/{image_id}/{variant}")
+        assert answer.status_code == 200, (variant, answer.text)
+        assert images.size(answer.content) == size, variant
+        if variant != "card.webp":  # the card is served by the local rung itself: a real render
+            assert answer.headers["cache-control"] == f"public, max-age={settings.fallback_max_age}, " \
+                f"stale-while-revalidate={settings.fallback_max_age * 6}", variant
+            assert answer.headers["server-timing"] == "standin", variant
+    negotiated = client.simulate_get(f"/images/{image_id}/w2400", headers={"Accept": "image/avif,image/webp,*/*"})
+    assert negotiated.status_code == 200 and images.size(negotiated.content) == (1200, 800)
+    assert negotiated.headers["vary"] == "Accept" and negotiated.headers["server-timing"] == "standin"
+    assert metrics.outage_answers.labels("standin")._value.get() == 4
+    proxy.restore()
+    real = client.simulate_get(f"/images/{image_id}/w2400.webp")
+    assert real.status_code == 200 and images.size(real.content) == (2400, 1600)
+    assert "max-age=31536000" in real.headers["cache-control"]
+    assert not s3.exists(keys.variant_key(image_id, "original", "jpeg"))  # stand-ins are never stored
+    assert s3.exists(keys.variant_key(image_id, "w2400", "webp"))
+    assert images.size(client.simulate_get(f"/images/{image_id}/original").content) == (3000, 2000)
+    assert s3.exists(keys.variant_key(image_id, "original", "jpeg"))
+    catalog.close()
+
+
+def test_an_outage_miss_with_no_smaller_picture_here_is_a_503(cut_s3, tmp_path, settings, metrics):
+    s3, proxy = cut_s3
+    catalog = open_catalog(settings.catalog)
+    image_id = ingest(images.jpeg(images.scene(3000, 2000)), s3, catalog, limits=Limits.from_settings(settings),
+                      intermediate_sizes=settings.intermediate_sizes).id  # nothing of it read here
+    client = testing.TestClient(create_app(settings, CachedStore(s3, tmp_path / "cache", 1 << 26, metrics),
+                                           catalog, metrics))
+    proxy.cut()
+    down = client.simulate_get(f"/images/{image_id}/w2400.webp")
+    assert down.status_code == 503 and down.json["error"] == "store_unavailable" and down.headers["retry-after"]
+    assert metrics.outage_answers.labels("unavailable")._value.get() == 1
+    proxy.restore()
+    catalog.close()

@@ -14,6 +14,8 @@ import queue
 import threading
 from typing import Callable
 
+from origin.errors import Unavailable
+
 log = logging.getLogger("imagehost.background")
 BACKLOG = 512
 NICE = 10
@@ -56,6 +58,8 @@ class Background:
             key, fn = self._jobs.get()
             try:
                 fn()
+            except Unavailable as exc:  # the store or the catalog is out of reach: the next miss tries again
+                log.warning("background render of %s not done: %s", key, exc.message)
             except Exception:  # the next miss of this key tries again
                 log.exception("background render of %s failed", key)
             finally:

@@ -28,7 +28,7 @@ import pyvips
 from origin import keys
 from origin.errors import RenderFailed
 from origin.lifecycle import restore
-from origin.pipeline.render import RenderOptions, render
+from origin.pipeline import standin
 from origin.ports.store import ARCHIVED, KeyMissing, ObjectArchived, StoredObject
 
 log = logging.getLogger("imagehost.cold")
@@ -91,14 +91,7 @@ class ColdSources:
         if record.pages <= 1:
             for candidate in candidates(self.store.objects(keys.prefix(record.content)), req, record):
                 try:
-                    data = self.store.get(candidate.obj.key)
-                    header = pyvips.Image.new_from_buffer(data, "")
-                    width, height = header.width, header.height
-                    size = min(req.size or width, width)
-                    kind = "full" if req.kind == "original" else req.kind
-                    options = RenderOptions.for_preset(req.preset, fmt, width, height) if req.preset \
-                        else RenderOptions(kind, size, fmt, width, height)
-                    out = render(data, options, self.encoding)
+                    out = standin.render_from(self.store.get(candidate.obj.key), req, fmt, self.encoding)
                 except (KeyMissing, ObjectArchived, RenderFailed, pyvips.Error) as exc:
                     log.warning("stand-in %s for %s failed: %s", candidate.obj.key, req.name, exc)
                     continue

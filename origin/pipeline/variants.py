@@ -14,6 +14,8 @@
              single-flight per key, bounded per process, then stored. A lookup that
              cannot reach the store renders too (its source may be in the local cache,
              origin/ports/store_cache.py), and a render the store refuses is served all the same
+    outage   a miss whose source the store cannot reach is rendered from a smaller intermediate
+             held locally, briefly cacheable and not stored, or answered 503 (standin.py)
     usage    reads and renders are counted and noted for eviction (origin/lifecycle/metered.py);
              a source that is archived gets a stand-in or a 503 (origin/pipeline/cold.py)
 """
@@ -33,7 +35,7 @@ from origin.errors import CatalogUnavailable, StoreUnavailable
 from origin.formats import BY_MIME, FORMATS
 from origin.lifecycle.metered import metered
 from origin.lifecycle.usage import Usage
-from origin.pipeline import deferral, negotiate, sources, targeting
+from origin.pipeline import deferral, negotiate, sources, standin, targeting
 from origin.pipeline.background import Background
 from origin.pipeline.cold import ColdSources
 from origin.pipeline.flight import SingleFlight
@@ -144,6 +146,8 @@ class Delivery:
                 data = self.cold.stand_in(record, req, fmt, archived)
                 return Variant(data, fmt, hashlib.blake2b(data, digest_size=16).hexdigest(), negotiated,
                                max_age=self.cold.lifetime, timing="standin")
+            except StoreUnavailable as unavailable:  # its source is out of reach: a smaller one held here, or 503
+                return self._outage_stand_in(record, req, fmt, negotiated, unavailable)
             except KeyMissing:
                 if attempt == 2:
                     if self.records.from_fallback(req.image_id):  # the catalog may know better: later
@@ -154,6 +158,25 @@ class Delivery:
                 # and reclaimed after the grace (compact.py); read the record again
                 self.forget(req.image_id)
         raise AssertionError("unreachable")
+
+    def _outage_stand_in(self, record: ImageRecord, req: VariantRequest, fmt: str, negotiated: bool,
+                         unavailable: StoreUnavailable) -> Variant:
+        """While the store cannot be reached: the variant from a smaller intermediate this host holds
+        (standin.py), briefly cacheable and not stored; else the StoreUnavailable stands (503)."""
+        pic, options = sources.Picture.of(record), render_options(req, record, fmt)
+        if negotiated:  # short-lived: the format that answers a miss now
+            fmt = deferral.answer_now(fmt, record.has_alpha, options, self.encoding, self.budget_ms)
+            options = render_options(req, record, fmt)
+        with self._slots:
+            found = standin.during_outage(self.store, pic, req, options, fmt, self.intermediate_sizes, self.encoding)
+        if found is None:
+            self.metrics.outage_answers.labels("unavailable").inc()
+            raise unavailable
+        data, used = found
+        log.info("store out of reach: %s of %s rendered from %s", req.name, record.id, used)
+        self.metrics.outage_answers.labels("standin").inc()
+        return Variant(data, fmt, hashlib.blake2b(data, digest_size=16).hexdigest(), negotiated,
+                       max_age=self.fallback_max_age, timing="standin")
 
     def _prefetch_source(self, record: ImageRecord) -> None:
         """A store with a local cache (store_cache.py) copies in the image's smallest render source, so

@@ -6,7 +6,8 @@ those keys are kept on local disk, up to `max_bytes` (least recently read out fi
 renders without a round trip for its source, and keeps rendering while the store cannot be reached.
 records/, uploads/ and quarantine/ change, and are always read from the store.
 
-`prefetch(key)` copies an object in ahead of need, in a background thread (delivery asks for an
+`local(key)` answers from the local copy alone, or None (a stand-in while the store is out of
+reach, origin/pipeline/standin.py). `prefetch(key)` copies an object in ahead of need, in a background thread (delivery asks for an
 image's smallest render source when it serves one of its stored variants: with the edge routing
 each image to one origin, that origin can then still render the image's other variants while S3
 is out of reach). Deletions through this store drop the local copies as well. Another host's copies of a deleted
@@ -71,6 +72,18 @@ class CachedStore:
         data = self.inner.get(key)
         if cacheable(key):
             self._keep(key, data)
+        return data
+
+    def local(self, key: str) -> bytes | None:
+        """This host's copy of `key`, or None: never a read of the store (what can still be served
+        while the store is out of reach)."""
+        if not cacheable(key):
+            return None
+        try:
+            data = self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        self._count("hit")
         return data
 
     def prefetch(self, key: str) -> None:
