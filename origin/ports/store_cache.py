@@ -7,11 +7,12 @@ renders without a round trip for its source, and keeps rendering while the store
 records/, uploads/ and quarantine/ change, and are always read from the store.
 
 `local(key)` answers from the local copy alone, or None (a stand-in while the store is out of
-reach, origin/pipeline/standin.py). `prefetch(key)` copies an object in ahead of need, in a background thread (delivery asks for an
-image's smallest render source when it serves one of its stored variants: with the edge routing
-each image to one origin, that origin can then still render the image's other variants while S3
-is out of reach). Deletions through this store drop the local copies as well. Another host's copies of a deleted
-image are never read: delivery refuses a deleted record before it reads any store key.
+reach, origin/pipeline/standin.py). `prefetch(key)` copies an object in ahead of need, in a
+background thread (delivery asks for an image's smallest render source when it serves one of its
+stored variants: with the edge routing each image to one origin, that origin can then still
+render the image's other variants while S3 is out of reach). Deletions through this store drop
+the local copies as well. Another host's copies of a deleted image are never read: delivery
+refuses a deleted record before it reads any store key.
 Several processes may share one cache directory: writes are atomic (temporary file + rename), and
 each process trims the directory when its own estimate of the total passes the budget.
 """
@@ -55,23 +56,14 @@ class CachedStore:
         return self.root / key
 
     def get(self, key: str) -> bytes:
-        if cacheable(key):
-            path = self._path(key)
-            try:
-                data = path.read_bytes()
-            except (FileNotFoundError, NotADirectoryError):
-                pass
-            else:
-                try:
-                    os.utime(path)  # recently read: the last to go
-                except OSError:
-                    pass
-                self._count("hit")
-                return data
-            self._count("miss")
+        data = self.local(key)
+        if data is not None:
+            return data
+        if not cacheable(key):
+            return self.inner.get(key)
+        self._count("miss")
         data = self.inner.get(key)
-        if cacheable(key):
-            self._keep(key, data)
+        self._keep(key, data)
         return data
 
     def local(self, key: str) -> bytes | None:
@@ -79,10 +71,15 @@ class CachedStore:
         while the store is out of reach)."""
         if not cacheable(key):
             return None
+        path = self._path(key)
         try:
-            data = self._path(key).read_bytes()
+            data = path.read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return None
+        try:
+            os.utime(path)  # recently read: the last to go
+        except OSError:
+            pass
         self._count("hit")
         return data
 
