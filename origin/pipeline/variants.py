@@ -63,6 +63,12 @@ class Variant:
         return FORMATS[self.fmt].mime
 
 
+def stand_in(data: bytes, fmt: str, negotiated: bool, max_age: int) -> Variant:
+    """A stand-in's answer (standin.py): never stored, so its validator is a digest of these bytes."""
+    return Variant(data, fmt, hashlib.blake2b(data, digest_size=16).hexdigest(), negotiated, max_age=max_age,
+                   timing="standin")
+
+
 def source_format(record: ImageRecord) -> str:
     return BY_MIME[record.content_type].name
 
@@ -143,9 +149,7 @@ class Delivery:
                 data, ms = self._rendered(key, record, req, fmt)
                 return Variant(data, fmt, self._etag(key, data), negotiated, timing=f"render;dur={ms:.1f}")
             except ObjectArchived as archived:  # its source must be restored first
-                data = self.cold.stand_in(record, req, fmt, archived)
-                return Variant(data, fmt, hashlib.blake2b(data, digest_size=16).hexdigest(), negotiated,
-                               max_age=self.cold.lifetime, timing="standin")
+                return stand_in(self.cold.stand_in(record, req, fmt, archived), fmt, negotiated, self.cold.lifetime)
             except StoreUnavailable as unavailable:  # its source is out of reach: a smaller one held here, or 503
                 return self._outage_stand_in(record, req, fmt, negotiated, unavailable)
             except KeyMissing:
@@ -175,8 +179,7 @@ class Delivery:
         data, used = found
         log.info("store out of reach: %s of %s rendered from %s", req.name, record.id, used)
         self.metrics.outage_answers.labels("standin").inc()
-        return Variant(data, fmt, hashlib.blake2b(data, digest_size=16).hexdigest(), negotiated,
-                       max_age=self.fallback_max_age, timing="standin")
+        return stand_in(data, fmt, negotiated, self.fallback_max_age)
 
     def _prefetch_source(self, record: ImageRecord) -> None:
         """A store with a local cache (store_cache.py) copies in the image's smallest render source, so
